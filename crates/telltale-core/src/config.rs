@@ -1,0 +1,768 @@
+//! The two configuration files: the service catalogue (`config/services.toml`: who owns
+//! what, thresholds, objectives) and the pipeline settings (`config/telltale.toml`: ports,
+//! lake flush policy, rollup windows, validation limits).
+//!
+//! Both are TOML with `deny_unknown_fields`; every field has a default. Parsing takes the
+//! text and a label for the file (the caller reads the file: this crate does no I/O), and
+//! `validate` reports problems naming the file, the key and the fix.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A configuration problem, always naming the file and, where there is one, the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is not valid TOML or does not match the expected shape.
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    /// A value parsed but makes no sense.
+    #[error("{file}: `{key}`: {message}")]
+    Invalid {
+        file: String,
+        key: String,
+        message: String,
+    },
+}
+
+fn invalid(file: &str, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        file: file.to_owned(),
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Service catalogue
+// ---------------------------------------------------------------------------------------
+
+/// How long an SLO's compliance window is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum SloWindow {
+    /// A rolling window of this length ending now, e.g. `"30d"` or `"28d"`.
+    Rolling(Duration),
+    /// The current calendar month (UTC), written `"calendar-month"`.
+    CalendarMonth,
+}
+
+impl SloWindow {
+    /// The window's nominal length, used to derive burn-rate factors. A calendar month
+    /// counts as 30 days, as in the SRE Workbook.
+    pub fn nominal(&self) -> Duration {
+        match self {
+            SloWindow::Rolling(d) => *d,
+            SloWindow::CalendarMonth => Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
+impl TryFrom<String> for SloWindow {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("calendar-month") || t.eq_ignore_ascii_case("calendar_month") {
+            return Ok(SloWindow::CalendarMonth);
+        }
+        humantime::parse_duration(t)
+            .map(SloWindow::Rolling)
+            .map_err(|e| {
+                format!(
+                    "`{s}` is not a window: use a duration like \"30d\" or \"calendar-month\" ({e})"
+                )
+            })
+    }
+}
+
+impl From<SloWindow> for String {
+    fn from(w: SloWindow) -> String {
+        match w {
+            SloWindow::Rolling(d) => humantime::format_duration(d).to_string(),
+            SloWindow::CalendarMonth => "calendar-month".to_owned(),
+        }
+    }
+}
+
+/// `[defaults]`: what a service gets for every key it does not set, and what a service
+/// that is not in the catalogue at all gets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceDefaults {
+    /// Team that owns services which do not name one.
+    pub team: String,
+    /// An event is slow when its `latency_ms` is over this.
+    pub latency_threshold_ms: f64,
+    /// Availability SLO, in percent of events that are not errors.
+    pub availability_objective: f64,
+    /// Latency SLO, in percent of events at or under `latency_threshold_ms`.
+    pub latency_objective: f64,
+    /// SLO compliance window: a duration (`"30d"`) or `"calendar-month"`.
+    pub window: SloWindow,
+}
+
+impl Default for ServiceDefaults {
+    fn default() -> Self {
+        Self {
+            team: "unowned".to_owned(),
+            latency_threshold_ms: 300.0,
+            availability_objective: 99.9,
+            latency_objective: 99.0,
+            window: SloWindow::Rolling(Duration::from_secs(30 * 86_400)),
+        }
+    }
+}
+
+/// `[services.<name>]`: one service; every key falls back to `[defaults]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceEntry {
+    /// Owning team.
+    pub team: Option<String>,
+    /// Latency threshold in milliseconds (events over it are slow).
+    pub latency_threshold_ms: Option<f64>,
+    /// Availability objective in percent.
+    pub availability_objective: Option<f64>,
+    /// Latency objective in percent.
+    pub latency_objective: Option<f64>,
+    /// SLO window.
+    pub window: Option<SloWindow>,
+    /// How the simulator should imitate this service; ignored by the processor.
+    pub sim: Option<SimProfileSpec>,
+}
+
+/// `[services.<name>.sim]`: the simulator's profile of a service. Every key is optional;
+/// the simulator derives missing ones from the service name so output stays deterministic.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimProfileSpec {
+    /// Median latency in milliseconds under normal conditions.
+    pub baseline_latency_ms: Option<f64>,
+    /// Spread of the log-normal latency (sigma of ln(latency)).
+    pub latency_sigma: Option<f64>,
+    /// Share of traffic relative to other services (1.0 = average).
+    pub weight: Option<f64>,
+    /// Fraction of requests that fail with a 5xx under normal conditions.
+    pub error_rate: Option<f64>,
+    /// Endpoints the service serves, e.g. `"GET /v1/login"`.
+    pub endpoints: Option<Vec<String>>,
+}
+
+/// The service catalogue file as written.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceCatalogFile {
+    /// Values for keys a service does not set, and for services not in the catalogue.
+    pub defaults: ServiceDefaults,
+    /// The services, by name.
+    pub services: BTreeMap<String, ServiceEntry>,
+}
+
+/// Everything the pipeline needs to know about one service, defaults applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServicePolicy {
+    /// Service name as it appears in events.
+    pub name: String,
+    /// Owning team.
+    pub team: Arc<str>,
+    /// Events over this latency are slow.
+    pub latency_threshold_ms: f64,
+    /// Availability objective as a fraction (0.999 for 99.9%).
+    pub availability_objective: f64,
+    /// Latency objective as a fraction.
+    pub latency_objective: f64,
+    /// SLO window.
+    pub window: SloWindow,
+    /// Whether the service is in the catalogue (false: defaults applied to an unknown name).
+    pub known: bool,
+    /// Simulator profile, if the catalogue gives one.
+    #[serde(skip)]
+    pub sim: SimProfileSpec,
+}
+
+/// The parsed, validated catalogue with defaults applied.
+#[derive(Debug, Clone)]
+pub struct ServiceCatalog {
+    services: BTreeMap<String, Arc<ServicePolicy>>,
+    defaults: ServiceDefaults,
+    default_team: Arc<str>,
+}
+
+impl ServiceCatalog {
+    /// Parses and validates catalogue text; `file` names it in error messages.
+    pub fn from_toml_str(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let raw: ServiceCatalogFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_owned(),
+            message: e.to_string(),
+        })?;
+        Self::from_file(raw, file)
+    }
+
+    /// Validates an already-deserialized catalogue.
+    pub fn from_file(raw: ServiceCatalogFile, file: &str) -> Result<Self, ConfigError> {
+        let d = &raw.defaults;
+        validate_team(file, "defaults.team", &d.team)?;
+        validate_threshold(
+            file,
+            "defaults.latency_threshold_ms",
+            d.latency_threshold_ms,
+        )?;
+        validate_objective(
+            file,
+            "defaults.availability_objective",
+            d.availability_objective,
+        )?;
+        validate_objective(file, "defaults.latency_objective", d.latency_objective)?;
+        validate_window(file, "defaults.window", d.window)?;
+        let mut services = BTreeMap::new();
+        for (name, e) in &raw.services {
+            let key = |k: &str| format!("services.{name}.{k}");
+            if name.trim().is_empty() {
+                return Err(invalid(
+                    file,
+                    "services",
+                    "a service name is empty: give it a name",
+                ));
+            }
+            let team = e.team.clone().unwrap_or_else(|| d.team.clone());
+            validate_team(file, &key("team"), &team)?;
+            let thr = e.latency_threshold_ms.unwrap_or(d.latency_threshold_ms);
+            validate_threshold(file, &key("latency_threshold_ms"), thr)?;
+            let avail = e.availability_objective.unwrap_or(d.availability_objective);
+            validate_objective(file, &key("availability_objective"), avail)?;
+            let lat = e.latency_objective.unwrap_or(d.latency_objective);
+            validate_objective(file, &key("latency_objective"), lat)?;
+            let window = e.window.unwrap_or(d.window);
+            validate_window(file, &key("window"), window)?;
+            if let Some(sim) = &e.sim {
+                validate_sim(file, name, sim)?;
+            }
+            services.insert(
+                name.clone(),
+                Arc::new(ServicePolicy {
+                    name: name.clone(),
+                    team: Arc::from(team.as_str()),
+                    latency_threshold_ms: thr,
+                    availability_objective: avail / 100.0,
+                    latency_objective: lat / 100.0,
+                    window,
+                    known: true,
+                    sim: e.sim.clone().unwrap_or_default(),
+                }),
+            );
+        }
+        Ok(Self {
+            default_team: Arc::from(raw.defaults.team.as_str()),
+            services,
+            defaults: raw.defaults,
+        })
+    }
+
+    /// The policy for a catalogued service.
+    pub fn get(&self, name: &str) -> Option<&Arc<ServicePolicy>> {
+        self.services.get(name)
+    }
+
+    /// The policy for any service name: the catalogue's, or the defaults (`known = false`).
+    pub fn policy_for(&self, name: &str) -> Arc<ServicePolicy> {
+        match self.services.get(name) {
+            Some(p) => Arc::clone(p),
+            None => Arc::new(self.default_policy(name)),
+        }
+    }
+
+    /// The defaults applied to a service name that is not in the catalogue.
+    pub fn default_policy(&self, name: &str) -> ServicePolicy {
+        let d = &self.defaults;
+        ServicePolicy {
+            name: name.to_owned(),
+            team: Arc::clone(&self.default_team),
+            latency_threshold_ms: d.latency_threshold_ms,
+            availability_objective: d.availability_objective / 100.0,
+            latency_objective: d.latency_objective / 100.0,
+            window: d.window,
+            known: false,
+            sim: SimProfileSpec::default(),
+        }
+    }
+
+    /// Catalogued services in name order.
+    pub fn services(&self) -> impl Iterator<Item = &Arc<ServicePolicy>> {
+        self.services.values()
+    }
+
+    /// Number of catalogued services.
+    pub fn len(&self) -> usize {
+        self.services.len()
+    }
+
+    /// True when no service is catalogued.
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty()
+    }
+
+    /// The `[defaults]` table.
+    pub fn defaults(&self) -> &ServiceDefaults {
+        &self.defaults
+    }
+
+    /// Team names in order, with the services each owns.
+    pub fn teams(&self) -> BTreeMap<String, Vec<String>> {
+        let mut teams: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for p in self.services.values() {
+            teams
+                .entry(p.team.to_string())
+                .or_default()
+                .push(p.name.clone());
+        }
+        teams
+    }
+}
+
+fn validate_team(file: &str, key: &str, team: &str) -> Result<(), ConfigError> {
+    if team.trim().is_empty() {
+        return Err(invalid(
+            file,
+            key,
+            "team is empty: name the owning team, e.g. \"payments\"",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_threshold(file: &str, key: &str, v: f64) -> Result<(), ConfigError> {
+    if !v.is_finite() || v <= 0.0 {
+        return Err(invalid(
+            file,
+            key,
+            format!(
+                "{v} is not a latency threshold: use a positive number of milliseconds, e.g. 300.0"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_objective(file: &str, key: &str, v: f64) -> Result<(), ConfigError> {
+    if !v.is_finite() || v <= 0.0 || v >= 100.0 {
+        return Err(invalid(
+            file,
+            key,
+            format!(
+                "{v} is not an objective: give a percentage above 0 and below 100, e.g. 99.9 \
+                 (100 would leave no error budget)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_window(file: &str, key: &str, w: SloWindow) -> Result<(), ConfigError> {
+    if let SloWindow::Rolling(d) = w
+        && (d < Duration::from_secs(3600) || d > Duration::from_secs(400 * 86_400))
+    {
+        return Err(invalid(
+            file,
+            key,
+            "window must be between 1h and 400d, e.g. \"30d\", or \"calendar-month\"",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_sim(file: &str, name: &str, s: &SimProfileSpec) -> Result<(), ConfigError> {
+    let key = |k: &str| format!("services.{name}.sim.{k}");
+    let positive = |k: &str, v: Option<f64>| match v {
+        Some(x) if !x.is_finite() || x <= 0.0 => Err(invalid(
+            file,
+            key(k),
+            format!("{x} must be a positive number"),
+        )),
+        _ => Ok(()),
+    };
+    positive("baseline_latency_ms", s.baseline_latency_ms)?;
+    positive("latency_sigma", s.latency_sigma)?;
+    positive("weight", s.weight)?;
+    if let Some(r) = s.error_rate
+        && !(0.0..=1.0).contains(&r)
+    {
+        return Err(invalid(
+            file,
+            key("error_rate"),
+            format!("{r} must be a fraction from 0 to 1, e.g. 0.001"),
+        ));
+    }
+    if let Some(eps) = &s.endpoints
+        && (eps.is_empty() || eps.iter().any(|e| e.trim().is_empty()))
+    {
+        return Err(invalid(
+            file,
+            key("endpoints"),
+            "list at least one non-empty endpoint, e.g. [\"GET /v1/items\"]",
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Pipeline settings
+// ---------------------------------------------------------------------------------------
+
+/// `config/telltale.toml`: how the pipeline runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// HTTP server settings.
+    pub server: ServerConfig,
+    /// Where and how the Parquet lake is written.
+    pub lake: LakeConfig,
+    /// Event-time rollup windows.
+    pub rollup: RollupConfig,
+    /// Limits applied to every incoming line.
+    pub validation: ValidationConfig,
+    /// Periodic log output.
+    pub log: LogConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address for HTTP ingest, `/metrics`, `/healthz` and the status page.
+    pub listen: String,
+    /// Largest request body accepted, in bytes, before and after gzip decompression (413 above).
+    pub max_body_bytes: usize,
+    /// File with one bearer token per line. When tokens are configured (here or in
+    /// `TELLTALE_INGEST_TOKENS`), `POST /v1/events` requires one. Keep the file out of git.
+    pub tokens_file: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            max_body_bytes: 16 * 1024 * 1024,
+            tokens_file: None,
+        }
+    }
+}
+
+/// `[lake]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LakeConfig {
+    /// Root directory of the lake (`events/`, `rollups/`, `probes/`, `deadletter/` below it).
+    pub data_dir: String,
+    /// A partition's buffer is written to a file when it holds this many rows...
+    pub flush_rows: usize,
+    /// ...or when its oldest row has waited this long.
+    #[serde(with = "humantime_serde")]
+    pub flush_age: Duration,
+    /// zstd level for Parquet pages (1 fastest .. 22 smallest).
+    pub zstd_level: i32,
+    /// Largest row group written, in rows.
+    pub row_group_rows: usize,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: "data".to_owned(),
+            flush_rows: 100_000,
+            flush_age: Duration::from_secs(10),
+            zstd_level: 3,
+            row_group_rows: 100_000,
+        }
+    }
+}
+
+/// `[rollup]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RollupConfig {
+    /// Width of an event-time rollup window; must divide a day evenly.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// How long after a window ends (in event time) late events still update it.
+    #[serde(with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+}
+
+impl Default for RollupConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(10),
+            allowed_lateness: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[validation]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidationConfig {
+    /// Events stamped further than this into the future are rejected.
+    #[serde(with = "humantime_serde")]
+    pub max_future_skew: Duration,
+    /// Lines longer than this many bytes are rejected unparsed.
+    pub max_line_bytes: usize,
+    /// Longest service name accepted, in bytes.
+    pub max_service_name_bytes: usize,
+    /// Largest `latency_ms` accepted.
+    pub max_latency_ms: f64,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        Self {
+            max_future_skew: Duration::from_secs(300),
+            max_line_bytes: 64 * 1024,
+            max_service_name_bytes: 128,
+            max_latency_ms: 86_400_000.0,
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Interval of the one-line progress summary (events/s, rejected, files written).
+    #[serde(with = "humantime_serde")]
+    pub summary_interval: Duration,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            summary_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// Parses and validates pipeline settings; `file` names it in error messages.
+    pub fn from_toml_str(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_owned(),
+            message: e.to_string(),
+        })?;
+        cfg.validate(file)?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                file,
+                "server.listen",
+                format!(
+                    "`{}` is not an address: use host:port, e.g. \"127.0.0.1:8080\"",
+                    self.server.listen
+                ),
+            ));
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(invalid(
+                file,
+                "server.max_body_bytes",
+                "must be at least 1024 bytes",
+            ));
+        }
+        if self.lake.data_dir.trim().is_empty() {
+            return Err(invalid(
+                file,
+                "lake.data_dir",
+                "is empty: name a directory, e.g. \"data\"",
+            ));
+        }
+        if self.lake.flush_rows == 0 {
+            return Err(invalid(
+                file,
+                "lake.flush_rows",
+                "must be at least 1, e.g. 100000",
+            ));
+        }
+        if self.lake.flush_age.is_zero() {
+            return Err(invalid(
+                file,
+                "lake.flush_age",
+                "must be above zero, e.g. \"10s\"",
+            ));
+        }
+        if !(1..=22).contains(&self.lake.zstd_level) {
+            return Err(invalid(
+                file,
+                "lake.zstd_level",
+                "must be from 1 to 22, e.g. 3",
+            ));
+        }
+        if self.lake.row_group_rows == 0 {
+            return Err(invalid(
+                file,
+                "lake.row_group_rows",
+                "must be at least 1, e.g. 100000",
+            ));
+        }
+        let w = self.rollup.window;
+        if w < Duration::from_secs(1)
+            || w > Duration::from_secs(3600)
+            || w.subsec_nanos() != 0
+            || 86_400 % w.as_secs() != 0
+        {
+            return Err(invalid(
+                file,
+                "rollup.window",
+                "must be whole seconds from 1s to 1h that divide a day evenly (e.g. \"10s\", \"1m\"), \
+                 so no window spans two dates",
+            ));
+        }
+        if self.validation.max_line_bytes < 256 {
+            return Err(invalid(
+                file,
+                "validation.max_line_bytes",
+                "must be at least 256",
+            ));
+        }
+        if self.validation.max_service_name_bytes == 0 {
+            return Err(invalid(
+                file,
+                "validation.max_service_name_bytes",
+                "must be at least 1",
+            ));
+        }
+        if !self.validation.max_latency_ms.is_finite() || self.validation.max_latency_ms <= 0.0 {
+            return Err(invalid(
+                file,
+                "validation.max_latency_ms",
+                "must be a positive number",
+            ));
+        }
+        if self.log.summary_interval.is_zero() {
+            return Err(invalid(
+                file,
+                "log.summary_interval",
+                "must be above zero, e.g. \"5s\"",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[defaults]
+team = "unowned"
+latency_threshold_ms = 300.0
+availability_objective = 99.9
+latency_objective = 99.0
+window = "30d"
+
+[services.auth-service]
+team = "identity"
+latency_threshold_ms = 250.0
+availability_objective = 99.95
+"#;
+
+    #[test]
+    fn the_issue_example_parses_with_defaults_applied() {
+        let c = ServiceCatalog::from_toml_str(EXAMPLE, "services.toml").unwrap();
+        let a = c.get("auth-service").unwrap();
+        assert_eq!(&*a.team, "identity");
+        assert_eq!(a.latency_threshold_ms, 250.0);
+        assert!((a.availability_objective - 0.9995).abs() < 1e-12);
+        assert!((a.latency_objective - 0.99).abs() < 1e-12);
+        assert_eq!(
+            a.window,
+            SloWindow::Rolling(Duration::from_secs(30 * 86_400))
+        );
+        assert!(a.known);
+    }
+
+    #[test]
+    fn unknown_service_gets_defaults_and_unowned_team() {
+        let c = ServiceCatalog::from_toml_str(EXAMPLE, "services.toml").unwrap();
+        let p = c.policy_for("mystery");
+        assert!(!p.known);
+        assert_eq!(&*p.team, "unowned");
+        assert_eq!(p.latency_threshold_ms, 300.0);
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_file_and_key() {
+        let err = ServiceCatalog::from_toml_str(
+            "[services.a]\nteam = \"x\"\nlatency_treshold_ms = 5\n",
+            "config/services.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("config/services.toml:"), "{err}");
+        assert!(err.contains("latency_treshold_ms"), "{err}");
+    }
+
+    #[test]
+    fn objective_of_100_is_rejected_with_the_fix() {
+        let err = ServiceCatalog::from_toml_str(
+            "[services.a]\navailability_objective = 100.0\n",
+            "s.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "s.toml: `services.a.availability_objective`: 100 is not an objective: give a percentage \
+             above 0 and below 100, e.g. 99.9 (100 would leave no error budget)"
+        );
+    }
+
+    #[test]
+    fn negative_threshold_is_rejected() {
+        let err =
+            ServiceCatalog::from_toml_str("[services.a]\nlatency_threshold_ms = -1.0\n", "s.toml")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("`services.a.latency_threshold_ms`"), "{err}");
+    }
+
+    #[test]
+    fn calendar_month_window_parses() {
+        let c =
+            ServiceCatalog::from_toml_str("[services.a]\nwindow = \"calendar-month\"\n", "s.toml")
+                .unwrap();
+        assert_eq!(c.get("a").unwrap().window, SloWindow::CalendarMonth);
+        let err = ServiceCatalog::from_toml_str("[services.a]\nwindow = \"fortnight\"\n", "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a window"), "{err}");
+    }
+
+    #[test]
+    fn pipeline_defaults_validate() {
+        PipelineConfig::default().validate("x").unwrap();
+        let c = PipelineConfig::from_toml_str("", "t.toml").unwrap();
+        assert_eq!(c, PipelineConfig::default());
+    }
+
+    #[test]
+    fn rollup_window_must_divide_a_day() {
+        let err = PipelineConfig::from_toml_str("[rollup]\nwindow = \"7s\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("t.toml: `rollup.window`"), "{err}");
+    }
+
+    #[test]
+    fn bad_listen_address_names_the_key() {
+        let err = PipelineConfig::from_toml_str("[server]\nlisten = \"localhost\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`server.listen`"), "{err}");
+    }
+}

@@ -1,0 +1,23 @@
+//! # telltale-core
+//!
+//! The pure core of telltale, in the middle of the data flow:
+//!
+//! ```text
+//! simulator / HTTP / file / stdin ──lines──▶ [parse] ──Record──▶ [flag] ──FlaggedEvent──▶ lake
+//!                                                                   └──▶ [rollup] ──RollupRow──▶ lake, InfluxDB
+//! ```
+//!
+//! Event model, configuration, line validation, flagging and rollups. No I/O, no async
+//! runtime: every function here takes values and returns values, so it is tested directly
+//! and can run on any thread.
+
+pub mod config;
+pub mod event;
+pub mod flag;
+pub mod parse;
+pub mod rollup;
+
+pub use config::{ConfigError, PipelineConfig, ServiceCatalog, ServicePolicy, SloWindow};
+pub use event::{FlaggedEvent, ProbeEvent, ProbeHop, Record, ServiceEvent};
+pub use parse::{Limits, RejectReason, Rejection, parse_line};
+pub use rollup::{RollupRow, Rollups};

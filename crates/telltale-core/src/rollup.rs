@@ -1,0 +1,417 @@
+//! Per-service rollups over fixed event-time windows: count, errors, slow, latency
+//! avg/p50/p95/p99/max.
+//!
+//! Windows are keyed by event time, not arrival time. A window is emitted once the
+//! watermark (the newest event time seen, minus the allowed lateness) passes its end;
+//! until then late events still update it. An event whose window was already emitted is
+//! counted as too late for the rollup (it is still written to the events lake, so SQL over
+//! `events` sees it).
+//!
+//! Percentiles come from an HDR histogram of microseconds with 2 significant digits
+//! (relative error below 1%); avg and max are exact.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::event::FlaggedEvent;
+
+/// Highest latency the histogram resolves (24 h in µs); larger values count as this.
+const HIST_MAX_US: u64 = 86_400_000_000;
+
+/// One service's aggregate over one window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RollupRow {
+    /// Service name.
+    pub service: String,
+    /// Owning team.
+    pub team: String,
+    /// Window start, µs since the epoch (UTC), aligned to the window width.
+    pub window_start_us: i64,
+    /// Window width in seconds.
+    pub window_seconds: i64,
+    /// Events in the window.
+    pub count: u64,
+    /// Events flagged `is_error`.
+    pub errors: u64,
+    /// Events flagged `is_slow`.
+    pub slow: u64,
+    /// Mean latency, ms.
+    pub latency_avg_ms: f64,
+    /// Median latency, ms (HDR, <1% error).
+    pub latency_p50_ms: f64,
+    /// 95th percentile latency, ms.
+    pub latency_p95_ms: f64,
+    /// 99th percentile latency, ms.
+    pub latency_p99_ms: f64,
+    /// Largest latency, ms (exact).
+    pub latency_max_ms: f64,
+}
+
+impl RollupRow {
+    /// Fraction of events that were errors.
+    pub fn error_rate(&self) -> f64 {
+        ratio(self.errors, self.count)
+    }
+
+    /// Fraction of events that were slow.
+    pub fn slow_rate(&self) -> f64 {
+        ratio(self.slow, self.count)
+    }
+}
+
+fn ratio(n: u64, d: u64) -> f64 {
+    if d == 0 { 0.0 } else { n as f64 / d as f64 }
+}
+
+/// Running aggregate of one window.
+#[derive(Debug, Clone)]
+pub struct WindowAgg {
+    team: Arc<str>,
+    count: u64,
+    errors: u64,
+    slow: u64,
+    latency_sum_ms: f64,
+    latency_max_ms: f64,
+    hist: Histogram<u32>,
+}
+
+impl WindowAgg {
+    fn new(team: Arc<str>) -> Self {
+        Self {
+            team,
+            count: 0,
+            errors: 0,
+            slow: 0,
+            latency_sum_ms: 0.0,
+            latency_max_ms: 0.0,
+            // Bounds are constants that hdrhistogram accepts; a failure is a programming error.
+            hist: Histogram::new_with_bounds(1, HIST_MAX_US, 2).expect("valid histogram bounds"),
+        }
+    }
+
+    fn record(&mut self, ev: &FlaggedEvent) {
+        self.count += 1;
+        self.errors += u64::from(ev.is_error);
+        self.slow += u64::from(ev.is_slow);
+        let ms = ev.event.latency_ms;
+        self.latency_sum_ms += ms;
+        self.latency_max_ms = self.latency_max_ms.max(ms);
+        let us = (ms * 1000.0).round().clamp(0.0, HIST_MAX_US as f64) as u64;
+        self.hist.saturating_record(us);
+    }
+
+    fn quantile_ms(&self, q: f64) -> f64 {
+        let v = self.hist.value_at_quantile(q) as f64 / 1000.0;
+        // The histogram reports a bucket's upper edge; never above the exact max.
+        v.min(self.latency_max_ms)
+    }
+
+    fn into_row(self, service: &str, window_start_us: i64, window_us: i64) -> RollupRow {
+        RollupRow {
+            service: service.to_owned(),
+            team: self.team.to_string(),
+            window_start_us,
+            window_seconds: window_us / 1_000_000,
+            count: self.count,
+            errors: self.errors,
+            slow: self.slow,
+            latency_avg_ms: if self.count == 0 {
+                0.0
+            } else {
+                self.latency_sum_ms / self.count as f64
+            },
+            latency_p50_ms: self.quantile_ms(0.50),
+            latency_p95_ms: self.quantile_ms(0.95),
+            latency_p99_ms: self.quantile_ms(0.99),
+            latency_max_ms: self.latency_max_ms,
+        }
+    }
+}
+
+/// What happened to an event offered to [`Rollups::record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Counted in its window.
+    Counted,
+    /// Its window was already emitted; not counted.
+    TooLate,
+}
+
+/// Open windows of every service.
+#[derive(Debug)]
+pub struct Rollups {
+    window_us: i64,
+    lateness_us: i64,
+    open: HashMap<String, BTreeMap<i64, WindowAgg>>,
+    /// Newest event time seen.
+    max_event_us: i64,
+    /// Every window ending at or before this has been emitted.
+    emitted_upto_us: i64,
+    too_late: u64,
+}
+
+impl Rollups {
+    /// Windows of `window` width (whole seconds, at least 1 s); events up to
+    /// `allowed_lateness` behind the newest one still count.
+    pub fn new(window: Duration, allowed_lateness: Duration) -> Self {
+        Self {
+            window_us: (window.as_secs().max(1) * 1_000_000) as i64,
+            lateness_us: allowed_lateness.as_micros() as i64,
+            open: HashMap::new(),
+            max_event_us: i64::MIN,
+            emitted_upto_us: i64::MIN,
+            too_late: 0,
+        }
+    }
+
+    /// Start of the window holding `timestamp_us`.
+    pub fn window_start(&self, timestamp_us: i64) -> i64 {
+        timestamp_us - timestamp_us.rem_euclid(self.window_us)
+    }
+
+    /// Window width in µs.
+    pub fn window_us(&self) -> i64 {
+        self.window_us
+    }
+
+    /// Adds an event to its window.
+    pub fn record(&mut self, ev: &FlaggedEvent) -> Recorded {
+        let ts = ev.event.timestamp_us;
+        let start = self.window_start(ts);
+        if start + self.window_us <= self.emitted_upto_us {
+            self.too_late += 1;
+            return Recorded::TooLate;
+        }
+        self.max_event_us = self.max_event_us.max(ts);
+        let windows = match self.open.get_mut(ev.event.service.as_str()) {
+            Some(w) => w,
+            None => self.open.entry(ev.event.service.clone()).or_default(),
+        };
+        windows
+            .entry(start)
+            .or_insert_with(|| WindowAgg::new(Arc::clone(&ev.team)))
+            .record(ev);
+        Recorded::Counted
+    }
+
+    /// Event time before which windows are complete: newest event minus lateness.
+    pub fn watermark(&self) -> i64 {
+        self.max_event_us.saturating_sub(self.lateness_us)
+    }
+
+    /// Newest event time seen, if any.
+    pub fn max_event_us(&self) -> Option<i64> {
+        (self.max_event_us != i64::MIN).then_some(self.max_event_us)
+    }
+
+    /// Emits the windows the watermark has passed.
+    pub fn drain_closed(&mut self) -> Vec<RollupRow> {
+        self.drain_until(self.watermark())
+    }
+
+    /// Emits every window ending at or before `upto_us` (e.g. when input has gone idle).
+    pub fn drain_until(&mut self, upto_us: i64) -> Vec<RollupRow> {
+        let mut rows = Vec::new();
+        let w = self.window_us;
+        for (service, windows) in &mut self.open {
+            // Windows ending at or before `upto_us` start at or before `upto_us - w`.
+            let keep = windows.split_off(&(upto_us.saturating_sub(w).saturating_add(1)));
+            for (start, agg) in std::mem::replace(windows, keep) {
+                rows.push(agg.into_row(service, start, w));
+            }
+        }
+        self.open.retain(|_, w| !w.is_empty());
+        self.emitted_upto_us = self.emitted_upto_us.max(upto_us - upto_us.rem_euclid(w));
+        rows.sort_by(|a, b| (a.window_start_us, &a.service).cmp(&(b.window_start_us, &b.service)));
+        rows
+    }
+
+    /// Emits every open window (end of input, shutdown).
+    pub fn drain_all(&mut self) -> Vec<RollupRow> {
+        let Some(max) = self.max_event_us() else {
+            return Vec::new();
+        };
+        self.drain_until(self.window_start(max) + self.window_us)
+    }
+
+    /// Events not counted because their window was already emitted.
+    pub fn too_late(&self) -> u64 {
+        self.too_late
+    }
+
+    /// Windows currently open.
+    pub fn open_windows(&self) -> usize {
+        self.open.values().map(BTreeMap::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::ServiceEvent;
+    use proptest::prelude::*;
+
+    const S: i64 = 1_000_000;
+
+    fn ev(service: &str, ts_s: f64, latency: f64, is_error: bool) -> FlaggedEvent {
+        FlaggedEvent {
+            event: ServiceEvent {
+                service: service.into(),
+                timestamp_us: (ts_s * S as f64) as i64,
+                status_code: if is_error { 500 } else { 200 },
+                latency_ms: latency,
+                error: None,
+                endpoint: None,
+                method: None,
+                region: None,
+                instance: None,
+                trace_id: None,
+                attributes: None,
+            },
+            team: Arc::from("t"),
+            is_error,
+            is_slow: latency > 100.0,
+        }
+    }
+
+    fn rollups() -> Rollups {
+        Rollups::new(Duration::from_secs(10), Duration::from_secs(5))
+    }
+
+    #[test]
+    fn windows_close_when_the_watermark_passes_their_end() {
+        let mut r = rollups();
+        r.record(&ev("a", 1.0, 10.0, false));
+        r.record(&ev("a", 9.0, 200.0, true));
+        r.record(&ev("b", 3.0, 5.0, false));
+        assert!(r.drain_closed().is_empty(), "watermark 4s < window end 10s");
+        r.record(&ev("a", 14.9, 1.0, false)); // watermark 9.9s
+        assert!(r.drain_closed().is_empty());
+        r.record(&ev("a", 15.0, 1.0, false)); // watermark 10s: [0,10) closes
+        let rows = r.drain_closed();
+        assert_eq!(rows.len(), 2);
+        let a = &rows[0];
+        assert_eq!(
+            (
+                a.service.as_str(),
+                a.window_start_us,
+                a.count,
+                a.errors,
+                a.slow
+            ),
+            ("a", 0, 2, 1, 1)
+        );
+        assert_eq!(a.latency_avg_ms, 105.0);
+        assert_eq!(a.latency_max_ms, 200.0);
+        assert_eq!(rows[1].service, "b");
+        assert_eq!(r.open_windows(), 1);
+    }
+
+    #[test]
+    fn late_event_within_lateness_updates_its_window() {
+        let mut r = rollups();
+        r.record(&ev("a", 12.0, 1.0, false));
+        assert_eq!(
+            r.record(&ev("a", 8.0, 1.0, false)),
+            Recorded::Counted,
+            "4s late, lateness 5s"
+        );
+        r.record(&ev("a", 30.0, 1.0, false));
+        let rows = r.drain_closed();
+        assert_eq!(
+            rows.iter()
+                .map(|r| (r.window_start_us / S, r.count))
+                .collect::<Vec<_>>(),
+            vec![(0, 1), (10, 1)]
+        );
+        assert_eq!(r.record(&ev("a", 9.0, 1.0, false)), Recorded::TooLate);
+        assert_eq!(r.too_late(), 1);
+    }
+
+    #[test]
+    fn drain_all_emits_everything_in_order() {
+        let mut r = rollups();
+        for t in [25.0, 5.0, 15.0] {
+            r.record(&ev("z", t, 1.0, false));
+            r.record(&ev("a", t, 1.0, false));
+        }
+        let rows = r.drain_all();
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| (r.window_start_us / S, r.service.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, "a"),
+                (0, "z"),
+                (10, "a"),
+                (10, "z"),
+                (20, "a"),
+                (20, "z")
+            ]
+        );
+        assert_eq!(r.open_windows(), 0);
+    }
+
+    #[test]
+    fn negative_timestamps_align_down() {
+        let r = rollups();
+        assert_eq!(r.window_start(-1), -10 * S);
+        assert_eq!(r.window_start(0), 0);
+        assert_eq!(r.window_start(10 * S - 1), 0);
+    }
+
+    fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
+        // Nearest rank, as HDR histograms define it.
+        let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
+        sorted[rank - 1]
+    }
+
+    proptest! {
+        #[test]
+        fn percentiles_are_within_one_percent_of_exact(
+            latencies in proptest::collection::vec(0.05f64..60_000.0, 1..2_000)
+        ) {
+            let mut r = rollups();
+            for l in &latencies {
+                r.record(&ev("a", 1.0, *l, false));
+            }
+            let row = r.drain_all().pop().unwrap();
+            let mut sorted = latencies.clone();
+            sorted.sort_by(f64::total_cmp);
+            for (q, got) in [(0.5, row.latency_p50_ms), (0.95, row.latency_p95_ms), (0.99, row.latency_p99_ms)] {
+                let want = exact_quantile(&sorted, q);
+                // Histogram values are whole microseconds: allow 1 µs of rounding too.
+                prop_assert!((got - want).abs() <= want * 0.01 + 0.001, "q={q} got={got} want={want}");
+            }
+            prop_assert_eq!(row.latency_max_ms, *sorted.last().unwrap());
+            prop_assert_eq!(row.count, latencies.len() as u64);
+        }
+
+        #[test]
+        fn every_counted_event_is_in_exactly_one_emitted_row(
+            times in proptest::collection::vec(0u32..600, 1..300),
+            drain_every in 1usize..50,
+        ) {
+            let mut r = rollups();
+            let mut counted = 0u64;
+            let mut emitted = 0u64;
+            for (i, t) in times.iter().enumerate() {
+                if r.record(&ev("a", f64::from(*t), 1.0, false)) == Recorded::Counted {
+                    counted += 1;
+                }
+                if i % drain_every == 0 {
+                    emitted += r.drain_closed().iter().map(|row| row.count).sum::<u64>();
+                }
+            }
+            emitted += r.drain_all().iter().map(|row| row.count).sum::<u64>();
+            prop_assert_eq!(emitted, counted);
+            prop_assert_eq!(counted + r.too_late(), times.len() as u64);
+        }
+    }
+}

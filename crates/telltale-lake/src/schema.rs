@@ -1,0 +1,419 @@
+//! The Arrow schemas of the three tables and the conversion of core rows to record batches.
+//!
+//! Partition columns (`service`/`target`, `date`) are not stored in the files: they are
+//! the directory names, and readers (DataFusion, datafusion-cli, DuckDB, Spark) add them
+//! back. Storing them as well would make schema inference see them twice.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch,
+    StringArray, StructArray, TimestampMicrosecondArray,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use telltale_core::{FlaggedEvent, ProbeEvent, RollupRow};
+
+use crate::error::{LakeError, Result};
+use crate::layout::Table;
+
+/// Time zone of every timestamp column: readers then show instants, not local times.
+pub const TIMESTAMP_TZ: &str = "UTC";
+
+fn timestamp(name: &str) -> Field {
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Microsecond, Some(TIMESTAMP_TZ.into())),
+        false,
+    )
+}
+
+fn hop_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("ttl", DataType::Int32, false),
+        Field::new("addr", DataType::Utf8, true),
+        Field::new("rtt_ms", DataType::Float64, true),
+        Field::new("loss_pct", DataType::Float64, false),
+    ])
+}
+
+fn hop_item_field() -> Arc<Field> {
+    Arc::new(Field::new("item", DataType::Struct(hop_fields()), false))
+}
+
+static EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        timestamp("timestamp"),
+        Field::new("status_code", DataType::Int32, false),
+        Field::new("latency_ms", DataType::Float64, false),
+        Field::new("error", DataType::Boolean, true),
+        Field::new("is_error", DataType::Boolean, false),
+        Field::new("is_slow", DataType::Boolean, false),
+        Field::new("team", DataType::Utf8, false),
+        Field::new("endpoint", DataType::Utf8, true),
+        Field::new("method", DataType::Utf8, true),
+        Field::new("region", DataType::Utf8, true),
+        Field::new("instance", DataType::Utf8, true),
+        Field::new("trace_id", DataType::Utf8, true),
+        Field::new("attributes", DataType::Utf8, true),
+    ]))
+});
+
+static ROLLUPS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let f64_col = |name| Field::new(name, DataType::Float64, false);
+    Arc::new(Schema::new(vec![
+        timestamp("window_start"),
+        Field::new("window_seconds", DataType::Int32, false),
+        Field::new("team", DataType::Utf8, false),
+        Field::new("count", DataType::Int64, false),
+        Field::new("errors", DataType::Int64, false),
+        Field::new("slow", DataType::Int64, false),
+        f64_col("error_rate"),
+        f64_col("slow_rate"),
+        f64_col("latency_avg_ms"),
+        f64_col("latency_p50_ms"),
+        f64_col("latency_p95_ms"),
+        f64_col("latency_p99_ms"),
+        f64_col("latency_max_ms"),
+    ]))
+});
+
+static PROBES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        timestamp("timestamp"),
+        Field::new("rtt_ms", DataType::Float64, true),
+        Field::new("loss_pct", DataType::Float64, false),
+        Field::new("hop_count", DataType::Int32, false),
+        Field::new("route_hash", DataType::Utf8, false),
+        Field::new("hops", DataType::List(hop_item_field()), false),
+    ]))
+});
+
+/// Schema of the `events` files (without the `service`, `date` partition columns).
+pub fn events_schema() -> SchemaRef {
+    Arc::clone(&EVENTS)
+}
+
+/// Schema of the `rollups` files (without the `service`, `date` partition columns).
+pub fn rollups_schema() -> SchemaRef {
+    Arc::clone(&ROLLUPS)
+}
+
+/// Schema of the `probes` files (without the `target`, `date` partition columns).
+pub fn probes_schema() -> SchemaRef {
+    Arc::clone(&PROBES)
+}
+
+/// Schema of a table's files.
+pub fn table_schema(table: Table) -> SchemaRef {
+    match table {
+        Table::Events => events_schema(),
+        Table::Rollups => rollups_schema(),
+        Table::Probes => probes_schema(),
+    }
+}
+
+/// Indices of `rows` in ascending order of `key` (stable, so equal times keep arrival order).
+fn order_by<T>(rows: &[T], key: impl Fn(&T) -> i64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..rows.len()).collect();
+    idx.sort_by_key(|&i| key(&rows[i]));
+    idx
+}
+
+fn ts_array(values: Vec<i64>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from(values).with_timezone(TIMESTAMP_TZ))
+}
+
+fn batch(table: Table, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+    RecordBatch::try_new(table_schema(table), columns)
+        .map_err(|e| LakeError::arrow(format!("building a {table} batch"), e))
+}
+
+fn saturating_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// An `events` batch of `rows`, sorted by timestamp. All rows' services are dropped (the
+/// service is the partition directory), so callers pass one partition's rows.
+pub fn events_batch(rows: &[FlaggedEvent]) -> Result<RecordBatch> {
+    let order = order_by(rows, |r| r.event.timestamp_us);
+    let rows: Vec<&FlaggedEvent> = order.into_iter().map(|i| &rows[i]).collect();
+    let text = |f: fn(&FlaggedEvent) -> Option<&str>| -> ArrayRef {
+        Arc::new(rows.iter().map(|r| f(r)).collect::<StringArray>())
+    };
+    batch(
+        Table::Events,
+        vec![
+            ts_array(rows.iter().map(|r| r.event.timestamp_us).collect()),
+            Arc::new(
+                rows.iter()
+                    .map(|r| i32::from(r.event.status_code))
+                    .collect::<Int32Array>(),
+            ),
+            Arc::new(
+                rows.iter()
+                    .map(|r| r.event.latency_ms)
+                    .collect::<Float64Array>(),
+            ),
+            Arc::new(rows.iter().map(|r| r.event.error).collect::<BooleanArray>()),
+            Arc::new(
+                rows.iter()
+                    .map(|r| Some(r.is_error))
+                    .collect::<BooleanArray>(),
+            ),
+            Arc::new(
+                rows.iter()
+                    .map(|r| Some(r.is_slow))
+                    .collect::<BooleanArray>(),
+            ),
+            Arc::new(rows.iter().map(|r| Some(&*r.team)).collect::<StringArray>()),
+            text(|r| r.event.endpoint.as_deref()),
+            text(|r| r.event.method.as_deref()),
+            text(|r| r.event.region.as_deref()),
+            text(|r| r.event.instance.as_deref()),
+            text(|r| r.event.trace_id.as_deref()),
+            text(|r| r.event.attributes.as_deref()),
+        ],
+    )
+}
+
+/// A `rollups` batch of `rows`, sorted by window start.
+pub fn rollups_batch(rows: &[RollupRow]) -> Result<RecordBatch> {
+    let order = order_by(rows, |r| r.window_start_us);
+    let rows: Vec<&RollupRow> = order.into_iter().map(|i| &rows[i]).collect();
+    let f64s = |f: fn(&RollupRow) -> f64| -> ArrayRef {
+        Arc::new(rows.iter().map(|r| f(r)).collect::<Float64Array>())
+    };
+    let i64s = |f: fn(&RollupRow) -> u64| -> ArrayRef {
+        Arc::new(
+            rows.iter()
+                .map(|r| saturating_i64(f(r)))
+                .collect::<Int64Array>(),
+        )
+    };
+    batch(
+        Table::Rollups,
+        vec![
+            ts_array(rows.iter().map(|r| r.window_start_us).collect()),
+            Arc::new(
+                rows.iter()
+                    .map(|r| i32::try_from(r.window_seconds).unwrap_or(i32::MAX))
+                    .collect::<Int32Array>(),
+            ),
+            Arc::new(
+                rows.iter()
+                    .map(|r| Some(r.team.as_str()))
+                    .collect::<StringArray>(),
+            ),
+            i64s(|r| r.count),
+            i64s(|r| r.errors),
+            i64s(|r| r.slow),
+            f64s(RollupRow::error_rate),
+            f64s(RollupRow::slow_rate),
+            f64s(|r| r.latency_avg_ms),
+            f64s(|r| r.latency_p50_ms),
+            f64s(|r| r.latency_p95_ms),
+            f64s(|r| r.latency_p99_ms),
+            f64s(|r| r.latency_max_ms),
+        ],
+    )
+}
+
+/// The `route_hash` column's text: 16 lowercase hex digits.
+pub fn route_hash_hex(probe: &ProbeEvent) -> String {
+    format!("{:016x}", probe.route_hash())
+}
+
+/// A `probes` batch of `rows`, sorted by timestamp.
+pub fn probes_batch(rows: &[ProbeEvent]) -> Result<RecordBatch> {
+    let order = order_by(rows, |r| r.timestamp_us);
+    let rows: Vec<&ProbeEvent> = order.into_iter().map(|i| &rows[i]).collect();
+    let hops: Vec<_> = rows.iter().flat_map(|r| r.hops.iter()).collect();
+    let hop_columns: Vec<ArrayRef> = vec![
+        Arc::new(
+            hops.iter()
+                .map(|h| i32::from(h.ttl))
+                .collect::<Int32Array>(),
+        ),
+        Arc::new(
+            hops.iter()
+                .map(|h| h.addr.as_deref())
+                .collect::<StringArray>(),
+        ),
+        Arc::new(hops.iter().map(|h| h.rtt_ms).collect::<Float64Array>()),
+        Arc::new(hops.iter().map(|h| h.loss_pct).collect::<Float64Array>()),
+    ];
+    let hop_structs = StructArray::try_new(hop_fields(), hop_columns, None)
+        .map_err(|e| LakeError::arrow("building probe hops", e))?;
+    let hop_lists = ListArray::try_new(
+        hop_item_field(),
+        OffsetBuffer::from_lengths(rows.iter().map(|r| r.hops.len())),
+        Arc::new(hop_structs),
+        None,
+    )
+    .map_err(|e| LakeError::arrow("building probe hop lists", e))?;
+    batch(
+        Table::Probes,
+        vec![
+            ts_array(rows.iter().map(|r| r.timestamp_us).collect()),
+            Arc::new(rows.iter().map(|r| r.rtt_ms).collect::<Float64Array>()),
+            Arc::new(rows.iter().map(|r| r.loss_pct).collect::<Float64Array>()),
+            Arc::new(
+                rows.iter()
+                    .map(|r| i32::from(r.hop_count))
+                    .collect::<Int32Array>(),
+            ),
+            Arc::new(
+                rows.iter()
+                    .map(|r| Some(route_hash_hex(r)))
+                    .collect::<StringArray>(),
+            ),
+            Arc::new(hop_lists),
+        ],
+    )
+}
+
+/// A schema as indented text, one field a line, for reviews and snapshots.
+pub fn describe(schema: &Schema) -> String {
+    fn field(out: &mut String, f: &Field, depth: usize) {
+        let null = if f.is_nullable() { "" } else { " not null" };
+        let ty = match f.data_type() {
+            DataType::List(_) => "List".to_owned(),
+            DataType::Struct(_) => "Struct".to_owned(),
+            other => other.to_string(),
+        };
+        out.push_str(&format!("{}{}: {ty}{null}\n", "  ".repeat(depth), f.name()));
+        match f.data_type() {
+            DataType::List(item) => field(out, item, depth + 1),
+            DataType::Struct(children) => children.iter().for_each(|c| field(out, c, depth + 1)),
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    schema.fields().iter().for_each(|f| field(&mut out, f, 0));
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Int32Type, TimestampMicrosecondType};
+    use telltale_core::{ProbeHop, ServiceEvent};
+
+    /// 2025-04-30T00:00:00Z in µs.
+    pub(crate) const DAY0: i64 = 1_745_971_200_000_000;
+
+    pub(crate) fn event(service: &str, ts_us: i64, latency_ms: f64) -> FlaggedEvent {
+        FlaggedEvent {
+            event: ServiceEvent {
+                service: service.into(),
+                timestamp_us: ts_us,
+                status_code: if latency_ms > 500.0 { 503 } else { 200 },
+                latency_ms,
+                error: (latency_ms > 900.0).then_some(true),
+                endpoint: Some("/api/cart".into()),
+                method: Some("GET".into()),
+                region: Some("eu-west-1".into()),
+                instance: None,
+                trace_id: None,
+                attributes: Some(r#"{"build":"abc"}"#.into()),
+            },
+            team: Arc::from("payments"),
+            is_error: latency_ms > 500.0,
+            is_slow: latency_ms > 250.0,
+        }
+    }
+
+    pub(crate) fn rollup(service: &str, start_us: i64, count: u64) -> RollupRow {
+        RollupRow {
+            service: service.into(),
+            team: "payments".into(),
+            window_start_us: start_us,
+            window_seconds: 60,
+            count,
+            errors: count / 4,
+            slow: count / 2,
+            latency_avg_ms: 12.5,
+            latency_p50_ms: 10.0,
+            latency_p95_ms: 40.0,
+            latency_p99_ms: 80.0,
+            latency_max_ms: 120.0,
+        }
+    }
+
+    pub(crate) fn probe(target: &str, ts_us: i64, hops: usize) -> ProbeEvent {
+        ProbeEvent {
+            target: target.into(),
+            timestamp_us: ts_us,
+            rtt_ms: (hops > 0).then_some(20.0),
+            loss_pct: 0.0,
+            hop_count: hops as u8,
+            hops: (1..=hops)
+                .map(|i| ProbeHop {
+                    ttl: i as u8,
+                    addr: (i != 2).then(|| format!("192.0.2.{i}")),
+                    rtt_ms: (i != 2).then_some(i as f64),
+                    loss_pct: if i == 2 { 100.0 } else { 0.0 },
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn schemas_snapshot() {
+        let text = Table::ALL
+            .iter()
+            .map(|t| format!("== {t}\n{}", describe(&table_schema(*t))))
+            .collect::<String>();
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn events_are_sorted_and_typed() {
+        let rows = vec![
+            event("a", DAY0 + 30, 300.0),
+            event("a", DAY0 + 10, 1.0),
+            event("a", DAY0 + 20, 950.0),
+        ];
+        let b = events_batch(&rows).unwrap();
+        assert_eq!(b.schema(), events_schema());
+        let ts = b.column(0).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(ts.values(), &[DAY0 + 10, DAY0 + 20, DAY0 + 30]);
+        let err = b.column(3).as_boolean();
+        assert!(err.is_null(0) && err.value(1) && err.is_null(2));
+        assert_eq!(
+            b.column(1).as_primitive::<Int32Type>().values(),
+            &[200, 503, 200]
+        );
+    }
+
+    #[test]
+    fn rollups_carry_rates() {
+        let b = rollups_batch(&[rollup("a", DAY0 + 60, 8), rollup("a", DAY0, 4)]).unwrap();
+        let rate = b
+            .column_by_name("error_rate")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Float64Type>();
+        assert_eq!(rate.values(), &[0.25, 0.25]);
+        let count = b
+            .column_by_name("count")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(count.values(), &[4, 8]);
+    }
+
+    #[test]
+    fn probes_nest_hops_in_order() {
+        let b = probes_batch(&[probe("t", DAY0 + 5, 3), probe("t", DAY0, 0)]).unwrap();
+        let hops = b.column_by_name("hops").unwrap().as_list::<i32>();
+        assert_eq!(hops.value_length(0), 0);
+        assert_eq!(hops.value_length(1), 3);
+        let second = hops.value(1);
+        let second = second.as_struct();
+        assert!(second.column(1).is_null(1), "hop 2 did not answer");
+        let hash = b.column_by_name("route_hash").unwrap().as_string::<i32>();
+        assert_eq!(hash.value(1), route_hash_hex(&probe("t", 0, 3)));
+        assert_eq!(hash.value(1).len(), 16);
+    }
+}

@@ -1,0 +1,279 @@
+//! HTTP edge of the processor: `POST /v1/events`, `GET /healthz`, `GET /metrics`.
+//!
+//! Every error a client can get is an [`ApiError`], mapped to its status code in one
+//! place ([`ApiError::status`]) with a JSON body `{"error": "..."}`.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+
+use crate::metrics::Metrics;
+use crate::pipeline::{BatchOutcome, IngestBatch, Pipeline, PipelineError};
+
+/// Settings of the HTTP edge.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Bearer tokens accepted by `POST /v1/events`; empty = no authentication.
+    pub tokens: Vec<String>,
+    /// Largest body, compressed and decompressed.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+struct AppState {
+    pipeline: Pipeline,
+    metrics: Arc<Metrics>,
+    settings: Arc<HttpSettings>,
+}
+
+/// Everything that can go wrong for a client, with its status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Tokens are configured and the request has none or a wrong one.
+    #[error("missing or invalid bearer token: send `Authorization: Bearer <token>`")]
+    Unauthorized,
+    /// The body (or its decompressed form) is over the limit.
+    #[error("request body is over the limit of {limit} bytes: send smaller batches")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A `Content-Encoding` other than gzip or identity.
+    #[error("unsupported Content-Encoding {0:?}: send gzip or no encoding")]
+    UnsupportedEncoding(String),
+    /// The body could not be read or decompressed.
+    #[error("could not read the request body: {0}")]
+    BadBody(String),
+    /// The pipeline is shutting down.
+    #[error("the processor is shutting down; retry against another instance or later")]
+    Unavailable,
+    /// A bug or an unexpected failure.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The one place errors become status codes.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::WriterGone => ApiError::Unavailable,
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut resp = (
+            status,
+            Json(ErrorBody {
+                error: self.to_string(),
+            }),
+        )
+            .into_response();
+        match self {
+            ApiError::Unauthorized => {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::Unavailable => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+/// The ingest routes, ready to be served or nested.
+pub fn router(pipeline: Pipeline, settings: HttpSettings) -> Router {
+    let state = AppState {
+        metrics: Arc::clone(pipeline.metrics()),
+        pipeline,
+        settings: Arc::new(settings.clone()),
+    };
+    Router::new()
+        .route("/v1/events", post(ingest))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        // Our own check below gives the JSON error; this only stops axum buffering more.
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .with_state(state)
+}
+
+/// Response body of `POST /v1/events`.
+#[derive(Debug, Serialize)]
+struct IngestResponse {
+    #[serde(flatten)]
+    outcome: BatchOutcome,
+}
+
+async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
+    authorize(&headers, &state.settings.tokens)?;
+    let limit = state.settings.max_body_bytes;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::BodyTooLarge { limit }
+        } else {
+            ApiError::BadBody(e.body_text())
+        }
+    })?;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let gzip = match encoding.as_deref() {
+        None | Some("") | Some("identity") => false,
+        Some("gzip") | Some("x-gzip") => true,
+        Some(other) => return Err(ApiError::UnsupportedEncoding(other.to_owned())),
+    };
+    let pipeline = state.pipeline.clone();
+    // Decompression and parsing are CPU work: keep them off the I/O runtime.
+    let outcome = tokio::task::spawn_blocking(move || -> Result<BatchOutcome, ApiError> {
+        let data = if gzip { gunzip(&body, limit)? } else { body };
+        Ok(pipeline.ingest(IngestBatch::whole(data, "http"))?)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    // A batch of nothing but bad lines is the client's error; a mixed batch is accepted.
+    let status = if outcome.accepted == 0 && outcome.rejected > 0 {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(IngestResponse { outcome })))
+}
+
+fn authorize(headers: &HeaderMap, tokens: &[String]) -> Result<(), ApiError> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    match presented {
+        Some(t)
+            if tokens
+                .iter()
+                .any(|k| constant_time_eq(k.as_bytes(), t.as_bytes())) =>
+        {
+            Ok(())
+        }
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+/// Compares tokens without an early exit, so timing does not reveal a prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, ApiError> {
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    flate2::read::MultiGzDecoder::new(body)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::BadBody(format!("invalid gzip: {e}")))?;
+    if out.len() > limit {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    Ok(Bytes::from(out))
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_check() {
+        let tokens = vec!["s3cret".to_owned()];
+        let mut h = HeaderMap::new();
+        assert!(matches!(
+            authorize(&h, &tokens),
+            Err(ApiError::Unauthorized)
+        ));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer nope"),
+        );
+        assert!(authorize(&h, &tokens).is_err());
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cret"),
+        );
+        assert!(authorize(&h, &tokens).is_ok());
+        assert!(authorize(&HeaderMap::new(), &[]).is_ok());
+    }
+
+    #[test]
+    fn gunzip_enforces_the_limit_on_the_decompressed_size() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&vec![b'a'; 10_000]).unwrap();
+        let gz = enc.finish().unwrap();
+        assert!(gz.len() < 1000);
+        assert!(matches!(
+            gunzip(&gz, 5_000),
+            Err(ApiError::BodyTooLarge { limit: 5_000 })
+        ));
+        assert_eq!(gunzip(&gz, 10_000).unwrap().len(), 10_000);
+        assert!(matches!(
+            gunzip(b"not gzip", 100),
+            Err(ApiError::BadBody(_))
+        ));
+    }
+}

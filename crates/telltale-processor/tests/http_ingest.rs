@@ -1,0 +1,327 @@
+//! The HTTP contract of `POST /v1/events`, `/healthz` and `/metrics`, against the real
+//! server on a loopback port, writing a real lake in a temp dir.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use telltale_core::{PipelineConfig, ServiceCatalog};
+use telltale_lake::query::QueryEngine;
+use telltale_lake::store::LocalDisk;
+use telltale_processor::http::{HttpSettings, router};
+use telltale_processor::{Metrics, Pipeline, PipelineSettings};
+
+const CATALOG: &str = r#"
+[services.auth-service]
+team = "identity"
+latency_threshold_ms = 250.0
+"#;
+
+struct Server {
+    base: String,
+    pipeline: Pipeline,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn start(dir: &Path, tokens: Vec<String>, max_body_bytes: usize) -> Self {
+        let catalog = Arc::new(ServiceCatalog::from_toml_str(CATALOG, "test").unwrap());
+        let settings = PipelineSettings::from_config(&PipelineConfig::default(), catalog);
+        let pipeline = Pipeline::start(
+            settings,
+            Arc::new(LocalDisk::new(dir)),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        let app = router(
+            pipeline.clone(),
+            HttpSettings {
+                tokens,
+                max_body_bytes,
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            base,
+            pipeline,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.await.unwrap();
+        let p = self.pipeline.clone();
+        tokio::task::spawn_blocking(move || p.shutdown())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    async fn post(
+        &self,
+        body: impl Into<reqwest::Body>,
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/v1/events", self.base))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+        )
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn good_line(service: &str, status: u16, latency: f64) -> String {
+    format!(
+        r#"{{"service":"{service}","timestamp":"{}","status_code":{status},"latency_ms":{latency}}}"#,
+        now_rfc3339()
+    )
+}
+
+async fn count(dir: &Path, sql: &str) -> i64 {
+    let engine = QueryEngine::open(dir).await.unwrap();
+    let batches = engine.sql(sql).await.unwrap();
+    let col = batches[0].column(0);
+    col.as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .expect("count(*) is Int64")
+        .value(0)
+}
+
+fn dead_letters(dir: &Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let root = dir.join("deadletter");
+    let Ok(dates) = std::fs::read_dir(&root) else {
+        return out;
+    };
+    for d in dates {
+        for f in std::fs::read_dir(d.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            if p.extension().is_some_and(|e| e == "ndjson") {
+                for l in std::fs::read_to_string(&p).unwrap().lines() {
+                    out.push(serde_json::from_str(l).unwrap());
+                }
+            }
+        }
+    }
+    out.sort_by_key(|v| v["line"].as_u64());
+    out
+}
+
+#[tokio::test]
+async fn mixed_batch_keeps_good_lines_and_dead_letters_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), vec![], 1 << 20).await;
+    let body = [
+        good_line("auth-service", 200, 12.0),
+        "{not json".to_owned(),
+        good_line("auth-service", 503, 300.0),
+        r#"{"service":"auth-service","timestamp":"2025-01-01T00:00:00Z","status_code":700,"latency_ms":1}"#.to_owned(),
+        good_line("brand-new-service", 200, 1.0),
+    ]
+    .join("\n");
+    let (status, json) = server
+        .post(body, &[("content-type", "application/x-ndjson")])
+        .await;
+    assert_eq!(status, 200);
+    insta::assert_json_snapshot!("mixed_batch_response", json);
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("telltale_events_rejected_total{reason=\"malformed_json\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("telltale_events_rejected_total{reason=\"out_of_range\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("telltale_events_ingested_total{kind=\"service\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("telltale_unknown_service_events_total 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+
+    assert_eq!(count(dir.path(), "SELECT count(*) FROM events").await, 3);
+    assert_eq!(
+        count(dir.path(), "SELECT count(*) FROM events WHERE service = 'auth-service' AND is_error AND is_slow AND team = 'identity'").await,
+        1
+    );
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT count(*) FROM events WHERE service = 'brand-new-service' AND team = 'unowned'"
+        )
+        .await,
+        1
+    );
+    let dead = dead_letters(dir.path());
+    assert_eq!(dead.len(), 2);
+    assert_eq!(dead[0]["line"], 2);
+    assert_eq!(dead[0]["reason"], "malformed_json");
+    assert_eq!(dead[0]["raw"], "{not json");
+    assert_eq!(dead[0]["source"], "http");
+    assert_eq!(dead[1]["line"], 4);
+    assert_eq!(dead[1]["field"], "status_code");
+    assert_eq!(
+        dead[1]["message"],
+        "700 is out of range: must be from 100 to 599"
+    );
+}
+
+#[tokio::test]
+async fn all_bad_batch_is_a_400_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), vec![], 1 << 20).await;
+    let (status, json) = server.post("[]\n\"x\"\n", &[]).await;
+    assert_eq!(status, 400);
+    assert_eq!(json["accepted"], 0);
+    assert_eq!(json["rejected"], 2);
+    assert_eq!(
+        json["errors"][1]["message"],
+        "expected a JSON object, got a string"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn empty_body_is_accepted_as_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), vec![], 1 << 20).await;
+    let (status, json) = server.post("", &[]).await;
+    assert_eq!(
+        (status, json["accepted"].as_u64(), json["rejected"].as_u64()),
+        (200, Some(0), Some(0))
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn gzip_bodies_are_decompressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), vec![], 1 << 20).await;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for _ in 0..10 {
+        writeln!(enc, "{}", good_line("auth-service", 200, 1.0)).unwrap();
+    }
+    let (status, json) = server
+        .post(enc.finish().unwrap(), &[("content-encoding", "gzip")])
+        .await;
+    assert_eq!((status, json["accepted"].as_u64()), (200, Some(10)));
+    let (status, json) = server.post("x", &[("content-encoding", "br")]).await;
+    assert_eq!(status, 415);
+    assert_eq!(
+        json["error"],
+        "unsupported Content-Encoding \"br\": send gzip or no encoding"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_get_413_compressed_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), vec![], 4096).await;
+    let big = good_line("auth-service", 200, 1.0).repeat(100);
+    let (status, json) = server.post(big.clone(), &[]).await;
+    assert_eq!(status, 413);
+    assert_eq!(
+        json["error"],
+        "request body is over the limit of 4096 bytes: send smaller batches"
+    );
+    // Small on the wire, large once inflated.
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(big.as_bytes()).unwrap();
+    let gz = enc.finish().unwrap();
+    assert!(gz.len() < 4096);
+    let (status, _) = server.post(gz, &[("content-encoding", "gzip")]).await;
+    assert_eq!(status, 413);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_are_required_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), vec!["s3cret".into()], 1 << 20).await;
+    let line = good_line("auth-service", 200, 1.0);
+    let (status, json) = server.post(line.clone(), &[]).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        json["error"],
+        "missing or invalid bearer token: send `Authorization: Bearer <token>`"
+    );
+    let (status, _) = server
+        .post(line.clone(), &[("authorization", "Bearer wrong")])
+        .await;
+    assert_eq!(status, 401);
+    let (status, json) = server
+        .post(line, &[("authorization", "Bearer s3cret")])
+        .await;
+    assert_eq!((status, json["accepted"].as_u64()), (200, Some(1)));
+    // Health and metrics stay open for probes and scrapers.
+    let health = reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_keeps_writing_to_the_same_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..2 {
+        let server = Server::start(dir.path(), vec![], 1 << 20).await;
+        let body: Vec<String> = (0..50)
+            .map(|i| good_line("auth-service", 200, f64::from(i)))
+            .collect();
+        let (status, _) = server.post(body.join("\n"), &[]).await;
+        assert_eq!(status, 200, "round {round}");
+        server.stop().await;
+    }
+    assert_eq!(count(dir.path(), "SELECT count(*) FROM events").await, 100);
+    // Rollups of both runs are there too: every event is counted in some window.
+    let engine = QueryEngine::open(dir.path()).await.unwrap();
+    let batches = engine
+        .sql("SELECT CAST(sum(count) AS BIGINT) FROM rollups")
+        .await
+        .unwrap();
+    let total = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(total, 100);
+}

@@ -1,0 +1,245 @@
+//! Service profiles: how each simulated service behaves, from the catalogue's
+//! `[services.NAME.sim]` tables with every missing value derived from a stable hash of the
+//! service name (so the same name always behaves the same way, on every machine and build).
+
+use serde::{Deserialize, Serialize};
+use telltale_core::ServiceCatalog;
+use telltale_core::config::SimProfileSpec;
+
+/// Services simulated when the catalogue lists none: plain names with no team, so they show
+/// up as `unowned` in the pipeline.
+pub const DEFAULT_SERVICES: [&str; 5] = ["frontend", "api", "auth", "orders", "search"];
+
+/// Regions a simulated service may run in.
+const REGIONS: [&str; 6] = [
+    "eu-west-1",
+    "eu-central-1",
+    "us-east-1",
+    "us-west-2",
+    "ap-southeast-2",
+    "ap-northeast-1",
+];
+
+/// 64-bit FNV-1a: stable across builds and platforms, unlike `std`'s `RandomState`.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// SplitMix64 finaliser: spreads a hash (or a counter) over all 64 bits.
+pub(crate) fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// A deterministic stream of uniform numbers derived from a name and a purpose, so each
+/// derived property of a service is independent of the others.
+pub(crate) fn unit(name: &str, purpose: &str) -> f64 {
+    let h = splitmix64(fnv1a64(name.as_bytes()) ^ splitmix64(fnv1a64(purpose.as_bytes())));
+    // 53 random bits -> [0, 1)
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The simulator's complete, resolved profile of one service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceProfile {
+    /// Service name as it appears in events.
+    pub name: String,
+    /// Median latency in milliseconds under normal conditions.
+    pub baseline_latency_ms: f64,
+    /// Sigma of ln(latency): the spread of the log-normal latency.
+    pub latency_sigma: f64,
+    /// Share of traffic relative to the other services.
+    pub weight: f64,
+    /// Fraction of requests that fail with a 5xx under normal conditions.
+    pub error_rate: f64,
+    /// Endpoints as written in the catalogue, e.g. `"POST /v1/login"`.
+    pub endpoints: Vec<String>,
+    /// Regions the service runs in (events pick one at random).
+    pub regions: Vec<String>,
+    /// Instances per service; events name `<service>-<1..=instances>`.
+    pub instances: u32,
+}
+
+impl ServiceProfile {
+    /// Resolves a profile: values from `spec` where given, the rest derived from `name`:
+    /// baseline 5–300 ms (log-uniform), sigma 0.4–0.6, weight 0.5–3, error rate
+    /// 0.0005–0.003, endpoints `["GET /"]`; always derived: 1–3 regions, 2–6 instances.
+    pub fn resolve(name: &str, spec: &SimProfileSpec) -> Self {
+        let lerp = |lo: f64, hi: f64, purpose: &str| lo + (hi - lo) * unit(name, purpose);
+        let baseline = spec.baseline_latency_ms.unwrap_or_else(|| {
+            (5f64.ln() + (300f64.ln() - 5f64.ln()) * unit(name, "baseline")).exp()
+        });
+        let region_count = 1 + (unit(name, "region-count") * 3.0) as usize;
+        let first_region = (unit(name, "region") * REGIONS.len() as f64) as usize;
+        let regions = (0..region_count.min(3))
+            .map(|i| REGIONS[(first_region + i * 2) % REGIONS.len()].to_owned())
+            .collect();
+        Self {
+            name: name.to_owned(),
+            baseline_latency_ms: round3(baseline),
+            latency_sigma: spec
+                .latency_sigma
+                .unwrap_or_else(|| round3(lerp(0.4, 0.6, "sigma"))),
+            weight: spec
+                .weight
+                .unwrap_or_else(|| round3(lerp(0.5, 3.0, "weight"))),
+            error_rate: spec
+                .error_rate
+                .unwrap_or_else(|| (lerp(0.0005, 0.003, "error-rate") * 1e5).round() / 1e5),
+            endpoints: spec
+                .endpoints
+                .clone()
+                .filter(|e| !e.is_empty())
+                .unwrap_or_else(|| vec!["GET /".to_owned()]),
+            regions,
+            instances: 2 + (unit(name, "instances") * 5.0) as u32,
+        }
+    }
+
+    /// Profiles for every catalogued service in name order, or for [`DEFAULT_SERVICES`]
+    /// when the catalogue is empty.
+    pub fn from_catalog(catalog: &ServiceCatalog) -> Vec<Self> {
+        if catalog.is_empty() {
+            DEFAULT_SERVICES
+                .iter()
+                .map(|n| Self::resolve(n, &SimProfileSpec::default()))
+                .collect()
+        } else {
+            catalog
+                .services()
+                .map(|p| Self::resolve(&p.name, &p.sim))
+                .collect()
+        }
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// One endpoint split for fast formatting: the method, and the path as literal pieces
+/// (already JSON-escaped) with placeholders (`{id}`) between them.
+#[derive(Debug, Clone)]
+pub(crate) struct EndpointTemplate {
+    /// JSON-escaped method, e.g. `POST`.
+    pub method: Vec<u8>,
+    /// JSON-escaped literal path pieces; a placeholder sits between consecutive pieces.
+    pub pieces: Vec<Vec<u8>>,
+}
+
+impl EndpointTemplate {
+    /// Parses `"POST /v1/users/{id}"`. A spec without a method (`"/health"`) is a `GET`.
+    pub fn parse(spec: &str) -> Self {
+        let spec = spec.trim();
+        let (method, path) = match spec.split_once(char::is_whitespace) {
+            Some((m, p)) => (m.to_ascii_uppercase(), p.trim()),
+            None => ("GET".to_owned(), spec),
+        };
+        let path = if path.is_empty() { "/" } else { path };
+        let mut pieces = Vec::new();
+        let mut rest = path;
+        let mut lit = String::new();
+        while let Some(open) = rest.find('{') {
+            match rest[open..].find('}') {
+                Some(close) => {
+                    lit.push_str(&rest[..open]);
+                    pieces.push(json_inner(&lit));
+                    lit.clear();
+                    rest = &rest[open + close + 1..];
+                }
+                None => break,
+            }
+        }
+        lit.push_str(rest);
+        pieces.push(json_inner(&lit));
+        Self {
+            method: json_inner(&method),
+            pieces,
+        }
+    }
+}
+
+/// The JSON-escaped text of a string, without the surrounding quotes.
+pub(crate) fn json_inner(s: &str) -> Vec<u8> {
+    let quoted = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
+    quoted.as_bytes()[1..quoted.len() - 1].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_reference_vectors() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn derived_values_are_in_range_and_stable() {
+        for i in 0..500 {
+            let name = format!("svc-{i}");
+            let p = ServiceProfile::resolve(&name, &SimProfileSpec::default());
+            assert!((5.0..=300.0).contains(&p.baseline_latency_ms), "{p:?}");
+            assert!((0.4..=0.6).contains(&p.latency_sigma), "{p:?}");
+            assert!((0.5..=3.0).contains(&p.weight), "{p:?}");
+            assert!((0.0005..=0.003).contains(&p.error_rate), "{p:?}");
+            assert_eq!(p.endpoints, vec!["GET /"]);
+            assert!((1..=3).contains(&p.regions.len()), "{p:?}");
+            assert!((2..=6).contains(&p.instances), "{p:?}");
+            assert_eq!(
+                p,
+                ServiceProfile::resolve(&name, &SimProfileSpec::default())
+            );
+        }
+    }
+
+    #[test]
+    fn catalogue_values_win_over_derived_ones() {
+        let spec = SimProfileSpec {
+            baseline_latency_ms: Some(45.0),
+            latency_sigma: None,
+            weight: Some(3.0),
+            error_rate: Some(0.0004),
+            endpoints: Some(vec!["POST /v1/login".into()]),
+        };
+        let p = ServiceProfile::resolve("auth-service", &spec);
+        assert_eq!(p.baseline_latency_ms, 45.0);
+        assert_eq!(p.weight, 3.0);
+        assert_eq!(p.error_rate, 0.0004);
+        assert_eq!(p.endpoints, vec!["POST /v1/login"]);
+        assert!((0.4..=0.6).contains(&p.latency_sigma));
+    }
+
+    #[test]
+    fn empty_catalogue_simulates_default_services() {
+        let c = ServiceCatalog::from_toml_str("", "services.toml").unwrap();
+        let names: Vec<_> = ServiceProfile::from_catalog(&c)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, DEFAULT_SERVICES);
+    }
+
+    #[test]
+    fn endpoint_templates_split_method_and_placeholders() {
+        let t = EndpointTemplate::parse("post /v1/users/{id}/send");
+        assert_eq!(t.method, b"POST");
+        assert_eq!(t.pieces, vec![b"/v1/users/".to_vec(), b"/send".to_vec()]);
+        let t = EndpointTemplate::parse("/health");
+        assert_eq!(t.method, b"GET");
+        assert_eq!(t.pieces, vec![b"/health".to_vec()]);
+        let t = EndpointTemplate::parse("GET /img/{size}/{id}");
+        assert_eq!(t.pieces.len(), 3);
+        let t = EndpointTemplate::parse("GET /a\"b/{unclosed");
+        assert_eq!(t.pieces, vec![br#"/a\"b/{unclosed"#.to_vec()]);
+    }
+}

@@ -1,0 +1,97 @@
+//! `telltale check-config`: validate both files and print what they mean.
+
+use std::fmt::Write;
+
+use crate::ConfigArgs;
+use crate::config_load::{Loaded, load};
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+pub fn run(args: CheckArgs) -> anyhow::Result<()> {
+    let loaded = load(&args.config)?;
+    print!("{}", describe(&loaded));
+    Ok(())
+}
+
+fn pct(fraction: f64) -> String {
+    let p = fraction * 100.0;
+    let s = format!("{p:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned() + "%"
+}
+
+/// The human description `check-config` prints.
+pub fn describe(l: &Loaded) -> String {
+    let mut out = String::new();
+    let c = &l.catalog;
+    let d = c.defaults();
+    let _ = writeln!(
+        out,
+        "services: {} ({} services, {} teams)",
+        l.catalog_source,
+        c.len(),
+        c.teams().len()
+    );
+    let _ = writeln!(
+        out,
+        "  {:<22} {:<12} {:>10} {:>12} {:>10} {:>8} {:>14}",
+        "SERVICE", "TEAM", "SLOW >", "AVAILABILITY", "LATENCY", "BUDGET", "WINDOW"
+    );
+    for p in c.services() {
+        let window: String = p.window.into();
+        let _ = writeln!(
+            out,
+            "  {:<22} {:<12} {:>8}ms {:>12} {:>10} {:>8} {:>14}",
+            p.name,
+            p.team,
+            p.latency_threshold_ms,
+            pct(p.availability_objective),
+            pct(p.latency_objective),
+            pct(1.0 - p.availability_objective),
+            window
+        );
+    }
+    let window: String = d.window.into();
+    let _ = writeln!(
+        out,
+        "  any other service: team {:?}, slow over {}ms, availability {}%, latency {}%, window {}",
+        d.team, d.latency_threshold_ms, d.availability_objective, d.latency_objective, window
+    );
+    let _ = writeln!(out, "teams:");
+    for (team, services) in c.teams() {
+        let _ = writeln!(out, "  {team}: {}", services.join(", "));
+    }
+    let p = &l.pipeline;
+    let _ = writeln!(out, "pipeline: {}", l.pipeline_source);
+    let _ = writeln!(
+        out,
+        "  listen {} (body limit {} bytes)",
+        p.server.listen, p.server.max_body_bytes
+    );
+    let _ = writeln!(
+        out,
+        "  lake {} (flush at {} rows or {}, zstd level {}, row groups of {} rows)",
+        l.data_dir.display(),
+        p.lake.flush_rows,
+        humantime::format_duration(p.lake.flush_age),
+        p.lake.zstd_level,
+        p.lake.row_group_rows
+    );
+    let _ = writeln!(
+        out,
+        "  rollups every {} of event time, late events accepted for {}",
+        humantime::format_duration(p.rollup.window),
+        humantime::format_duration(p.rollup.allowed_lateness)
+    );
+    let _ = writeln!(
+        out,
+        "  lines: at most {} bytes, service names at most {} bytes, at most {} in the future",
+        p.validation.max_line_bytes,
+        p.validation.max_service_name_bytes,
+        humantime::format_duration(p.validation.max_future_skew)
+    );
+    out
+}

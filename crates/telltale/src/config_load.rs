@@ -1,0 +1,87 @@
+//! Reading the config files from disk (the core only parses text).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use telltale_core::{PipelineConfig, ServiceCatalog};
+
+use crate::ConfigArgs;
+
+/// Both config files, validated, with the data dir resolved.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub pipeline: PipelineConfig,
+    pub catalog: Arc<ServiceCatalog>,
+    pub data_dir: PathBuf,
+    /// Where each file came from, or that built-in defaults were used.
+    pub pipeline_source: String,
+    pub catalog_source: String,
+}
+
+/// A missing file at the default path means "use the defaults" (so the binary works from
+/// any directory); a missing file the user named is an error.
+fn read_optional(path: &Path, default_path: &str) -> anyhow::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && path == Path::new(default_path) => {
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+pub fn load(args: &ConfigArgs) -> anyhow::Result<Loaded> {
+    let cfg_label = args.config.display().to_string();
+    let (pipeline, pipeline_source) = match read_optional(&args.config, "config/telltale.toml")? {
+        Some(text) => (PipelineConfig::from_toml_str(&text, &cfg_label)?, cfg_label),
+        None => (
+            PipelineConfig::default(),
+            "built-in defaults (config/telltale.toml not found)".to_owned(),
+        ),
+    };
+    let svc_label = args.services.display().to_string();
+    let (catalog, catalog_source) = match read_optional(&args.services, "config/services.toml")? {
+        Some(text) => (ServiceCatalog::from_toml_str(&text, &svc_label)?, svc_label),
+        None => (
+            ServiceCatalog::from_toml_str("", "built-in")?,
+            "built-in defaults (config/services.toml not found: every service is unowned)"
+                .to_owned(),
+        ),
+    };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&pipeline.lake.data_dir));
+    Ok(Loaded {
+        pipeline,
+        catalog: Arc::new(catalog),
+        data_dir,
+        pipeline_source,
+        catalog_source,
+    })
+}
+
+/// Ingest tokens from `server.tokens_file` and `TELLTALE_INGEST_TOKENS` (comma-separated).
+pub fn ingest_tokens(cfg: &PipelineConfig) -> anyhow::Result<Vec<String>> {
+    let mut tokens = Vec::new();
+    if let Some(path) = &cfg.server.tokens_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading server.tokens_file {path}"))?;
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    if let Ok(env) = std::env::var("TELLTALE_INGEST_TOKENS") {
+        tokens.extend(
+            env.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    Ok(tokens)
+}

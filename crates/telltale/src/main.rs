@@ -1,0 +1,112 @@
+//! # telltale
+//!
+//! The command-line front of the whole pipeline: it loads the config files and wires the
+//! simulator (`telltale-sim`), the processor (`telltale-processor`) and the lake
+//! (`telltale-lake`) together. `telltale run` is all of them in one process.
+
+mod check;
+mod config_load;
+mod process;
+mod query;
+mod run;
+mod sim;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// telltale: service and network-probe telemetry into SLI/SLO answers.
+#[derive(Debug, Parser)]
+#[command(name = "telltale", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "human",
+        env = "TELLTALE_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+    /// Log filter, e.g. `info`, `debug`, `telltale_processor=debug`.
+    #[arg(long, global = true, default_value = "info", env = "TELLTALE_LOG")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Where the config files are; shared by every subcommand that reads them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArgs {
+    /// Pipeline settings (ports, lake flush policy, rollup window, limits).
+    #[arg(long, env = "TELLTALE_CONFIG", default_value = "config/telltale.toml")]
+    pub config: PathBuf,
+    /// Service catalogue (teams, thresholds, objectives).
+    #[arg(
+        long,
+        env = "TELLTALE_SERVICES",
+        default_value = "config/services.toml"
+    )]
+    pub services: PathBuf,
+    /// Root of the Parquet lake (overrides `lake.data_dir`).
+    #[arg(long, env = "TELLTALE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulator and processor in one process: writes ./data, serves HTTP, logs a summary.
+    Run(run::RunArgs),
+    /// The simulator alone: JSON lines to stdout, a file or a processor's HTTP ingest.
+    Sim(sim::SimArgs),
+    /// The processor alone: HTTP ingest and/or a file or stdin, into the lake.
+    Process(process::ProcessArgs),
+    /// SQL over the lake (tables `events`, `rollups`, `probes`) with DataFusion.
+    Query(query::QueryArgs),
+    /// Merge each partition's small files into one (atomic, idempotent).
+    Compact(query::CompactArgs),
+    /// Validate the config files and print what they mean.
+    CheckConfig(check::CheckArgs),
+}
+
+fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .map_err(|e| anyhow::anyhow!("--log {filter:?} is not a valid log filter: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_logging(cli.log_format, &cli.log) {
+        eprintln!("error: {e:#}");
+        return std::process::ExitCode::from(2);
+    }
+    let result = match cli.command {
+        Command::CheckConfig(args) => check::run(args),
+        Command::Query(args) => query::run_query(args),
+        Command::Compact(args) => query::run_compact(args),
+        Command::Sim(args) => sim::run(args),
+        Command::Process(args) => process::run(args),
+        Command::Run(args) => run::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

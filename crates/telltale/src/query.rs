@@ -1,0 +1,97 @@
+//! `telltale query` and `telltale compact`: reading and tidying the lake.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use telltale_lake::query::{OutputFormat, QueryEngine, format_batches};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// SQL over the tables `events`, `rollups` and `probes`, e.g.
+    /// "SELECT service, count(*) FROM events WHERE date = '2025-04-30' GROUP BY service".
+    pub sql: String,
+    /// Root of the Parquet lake.
+    #[arg(long, env = "TELLTALE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+pub fn run_query(args: QueryArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let out = runtime.block_on(async {
+        let engine = QueryEngine::open(&args.data_dir)
+            .await
+            .with_context(|| format!("opening the lake at {}", args.data_dir.display()))?;
+        let batches = engine.sql(&args.sql).await?;
+        let format = match args.format {
+            Format::Table => OutputFormat::Table,
+            Format::Csv => OutputFormat::Csv,
+            Format::Json => OutputFormat::Json,
+        };
+        anyhow::Ok(format_batches(&batches, format)?)
+    })?;
+    print!("{out}");
+    if !out.ends_with('\n') && !out.is_empty() {
+        println!();
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TableArg {
+    Events,
+    Rollups,
+    Probes,
+    All,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompactArgs {
+    /// Root of the Parquet lake.
+    #[arg(long, env = "TELLTALE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Which table to compact.
+    #[arg(long, value_enum, default_value = "all")]
+    pub table: TableArg,
+    /// zstd level of the merged files.
+    #[arg(long, default_value_t = 3)]
+    pub zstd_level: i32,
+}
+
+pub fn run_compact(args: CompactArgs) -> anyhow::Result<()> {
+    use telltale_lake::layout::Table;
+    let store = std::sync::Arc::new(telltale_lake::store::LocalDisk::new(&args.data_dir));
+    let table = match args.table {
+        TableArg::Events => Some(Table::Events),
+        TableArg::Rollups => Some(Table::Rollups),
+        TableArg::Probes => Some(Table::Probes),
+        TableArg::All => None,
+    };
+    let opts = telltale_lake::compact::CompactOptions {
+        zstd_level: args.zstd_level,
+        ..Default::default()
+    };
+    let outcomes = telltale_lake::compact::compact_all(store.as_ref(), table, &opts)?;
+    let (mut files_in, mut rows) = (0usize, 0u64);
+    for o in &outcomes {
+        files_in += o.files_in;
+        rows += o.rows;
+    }
+    eprintln!(
+        "compacted {} partitions: {} files merged, {} rows rewritten",
+        outcomes.len(),
+        files_in,
+        rows
+    );
+    Ok(())
+}

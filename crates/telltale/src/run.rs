@@ -1,0 +1,135 @@
+//! `telltale run`: simulator and processor in one process, no external services.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use telltale_processor::IngestBatch;
+use telltale_sim::{Output, RunOptions, SimConfig, SimHandle, Simulator};
+
+use crate::ConfigArgs;
+use crate::config_load::load;
+use crate::process::{finish, serve, shutdown_signal, start_pipeline};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// HTTP address for ingest, /metrics and /healthz (default from `server.listen`).
+    #[arg(long, env = "TELLTALE_LISTEN")]
+    pub listen: Option<String>,
+    /// Simulated events per second.
+    #[arg(long, default_value_t = 200.0, env = "TELLTALE_RATE")]
+    pub rate: f64,
+    /// Simulator seed (random when not given).
+    #[arg(long, env = "TELLTALE_SEED")]
+    pub seed: Option<u64>,
+    /// First generate this much history ending now (e.g. `1h`), as fast as possible.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub backfill: Option<Duration>,
+    /// Target of the simulated network probe.
+    #[arg(long, env = "PROBE_TARGET", default_value = "example.com")]
+    pub probe_target: String,
+    /// No spontaneous incidents in the simulation.
+    #[arg(long)]
+    pub no_incidents: bool,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    if !(args.rate.is_finite() && args.rate > 0.0) {
+        anyhow::bail!(
+            "--rate {} must be a positive number of events per second",
+            args.rate
+        );
+    }
+    let loaded = load(&args.config)?;
+    let pipeline = start_pipeline(&loaded)?;
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| loaded.pipeline.server.listen.clone());
+    let seed = args
+        .seed
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_micros() as u64);
+    tracing::info!(
+        data_dir = %loaded.data_dir.display(),
+        rate = args.rate,
+        seed,
+        "telltale run: simulator + processor in one process; Ctrl-C flushes and exits"
+    );
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let result = runtime.block_on(async {
+        let (lines_tx, mut lines_rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+
+        // Simulator → pipeline, in-process: the same validation path as HTTP ingest.
+        let consumer = {
+            let pipeline = pipeline.clone();
+            tokio::spawn(async move {
+                while let Some(lines) = lines_rx.recv().await {
+                    let p = pipeline.clone();
+                    let outcome = tokio::task::spawn_blocking(move || {
+                        p.ingest(IngestBatch::whole(lines, "embedded"))
+                    })
+                    .await
+                    .context("ingest panicked")??;
+                    if let Some(e) = outcome.errors.first() {
+                        tracing::warn!(rejected = outcome.rejected, "simulator line rejected: {e}");
+                    }
+                }
+                anyhow::Ok(())
+            })
+        };
+
+        let catalog = loaded.catalog.clone();
+        let probe_target = Some(args.probe_target.clone());
+        let incidents = !args.no_incidents;
+        let rate = args.rate;
+        let backfill = args.backfill;
+        let sim_stop = stop_rx.clone();
+        let simulator = tokio::spawn(async move {
+            let now = chrono::Utc::now().timestamp_micros();
+            let start = backfill.map_or(now, |b| {
+                now - i64::try_from(b.as_micros()).unwrap_or(i64::MAX / 2)
+            });
+            let cfg = SimConfig {
+                seed,
+                start_us: start,
+                rate,
+                probe_target,
+                probe_interval: Duration::from_secs(10),
+                incidents,
+            };
+            // One simulator for history and live, so the backfill flows into live traffic.
+            let sim = SimHandle::new(Simulator::new(&catalog, cfg));
+            if backfill.is_some() {
+                let opts = RunOptions {
+                    paced: false,
+                    until_us: Some(now),
+                    progress: true,
+                    ..RunOptions::default()
+                };
+                telltale_sim::run(
+                    sim.clone(),
+                    opts,
+                    Output::Channel(lines_tx.clone()),
+                    sim_stop.clone(),
+                )
+                .await?;
+            }
+            let opts = RunOptions {
+                paced: true,
+                ..RunOptions::default()
+            };
+            telltale_sim::run(sim, opts, Output::Channel(lines_tx), sim_stop).await?;
+            anyhow::Ok(())
+        });
+
+        let served = serve(&loaded, pipeline.clone(), &listen, None, shutdown_signal()).await;
+        let _ = stop_tx.send(true);
+        simulator.await.context("simulator panicked")??;
+        consumer.await.context("ingest task panicked")??;
+        served
+    });
+    let finished = finish(&pipeline);
+    result.and(finished)
+}

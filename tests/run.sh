@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The test command (README "Run the tests"; CI runs exactly this via .ci/run).
+# Installs what the tests need on a fresh Debian machine, then runs formatting, lints and
+# every test in the workspace. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the integration tests start as real servers. None are needed yet; this
+# list grows with the InfluxDB, Alertmanager and browser tests.
+APT_PACKAGES=()
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked
