@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the integration tests start as real servers. None are needed yet; this
-# list grows with the InfluxDB, Alertmanager and browser tests.
-APT_PACKAGES=()
+# Debian packages the integration tests start as real servers: influxdb (influxd 1.x) and
+# victoria-metrics for the InfluxDB sink. This list grows with the Alertmanager and
+# browser tests; docker-compose (v1) validates docker-compose.yml (crates/telltale/tests/compose.rs).
+APT_PACKAGES=(influxdb victoria-metrics prometheus-alertmanager docker-compose)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -87,6 +87,36 @@ impl From<SloWindow> for String {
     }
 }
 
+/// A severity tier of burn-rate alerts (SRE Workbook, "Alerting on SLOs"): a page wakes
+/// someone up, a ticket is handled in working hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertTier {
+    /// Slow burns (budget gone within days): 24h/2h at 10%, 3d/6h at 10% of the budget.
+    Ticket,
+    /// Fast burns (budget gone within hours): 1h/5m at 2%, 6h/30m at 5% of the budget.
+    Page,
+}
+
+impl AlertTier {
+    /// Both tiers, lowest first.
+    pub const ALL: [AlertTier; 2] = [AlertTier::Ticket, AlertTier::Page];
+
+    /// `"page"` or `"ticket"`, as written in `services.toml` and in alert labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertTier::Ticket => "ticket",
+            AlertTier::Page => "page",
+        }
+    }
+}
+
+impl std::fmt::Display for AlertTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// `[defaults]`: what a service gets for every key it does not set, and what a service
 /// that is not in the catalogue at all gets.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,7 +132,20 @@ pub struct ServiceDefaults {
     pub latency_objective: f64,
     /// SLO compliance window: a duration (`"30d"`) or `"calendar-month"`.
     pub window: SloWindow,
+    /// Burn-rate alert tiers that may fire: any of `"page"`, `"ticket"`; `[]` for none.
+    pub alert_tiers: Vec<AlertTier>,
+    /// Fewest events a window must hold before its ratio counts: a burn-rate alert needs
+    /// this many in both of its windows, and the budget colours the status only once the
+    /// SLO window holds this many. Keeps one failed request on a quiet service from paging.
+    pub min_events: u64,
+    /// Status turns yellow when less than this percentage of the error budget remains.
+    pub budget_warning_percent: f64,
 }
+
+/// Default of `min_events`: see `docs/slo.md` ("Low traffic") for why 100.
+pub const DEFAULT_MIN_EVENTS: u64 = 100;
+/// Default of `budget_warning_percent`.
+pub const DEFAULT_BUDGET_WARNING_PERCENT: f64 = 25.0;
 
 impl Default for ServiceDefaults {
     fn default() -> Self {
@@ -112,6 +155,9 @@ impl Default for ServiceDefaults {
             availability_objective: 99.9,
             latency_objective: 99.0,
             window: SloWindow::Rolling(Duration::from_secs(30 * 86_400)),
+            alert_tiers: AlertTier::ALL.to_vec(),
+            min_events: DEFAULT_MIN_EVENTS,
+            budget_warning_percent: DEFAULT_BUDGET_WARNING_PERCENT,
         }
     }
 }
@@ -130,6 +176,12 @@ pub struct ServiceEntry {
     pub latency_objective: Option<f64>,
     /// SLO window.
     pub window: Option<SloWindow>,
+    /// Burn-rate alert tiers that may fire (`["page", "ticket"]`, `["ticket"]`, `[]`).
+    pub alert_tiers: Option<Vec<AlertTier>>,
+    /// Fewest events per window before a ratio counts (see `[defaults]`).
+    pub min_events: Option<u64>,
+    /// Status turns yellow below this percentage of error budget remaining.
+    pub budget_warning_percent: Option<f64>,
     /// How the simulator should imitate this service; ignored by the processor.
     pub sim: Option<SimProfileSpec>,
 }
@@ -176,6 +228,12 @@ pub struct ServicePolicy {
     pub latency_objective: f64,
     /// SLO window.
     pub window: SloWindow,
+    /// Burn-rate alert tiers that may fire, lowest first, without duplicates.
+    pub alert_tiers: Vec<AlertTier>,
+    /// Fewest events a window must hold before its ratio counts.
+    pub min_events: u64,
+    /// Status turns yellow below this fraction of error budget remaining (0.25 for 25%).
+    pub budget_warning: f64,
     /// Whether the service is in the catalogue (false: defaults applied to an unknown name).
     pub known: bool,
     /// Simulator profile, if the catalogue gives one.
@@ -217,6 +275,12 @@ impl ServiceCatalog {
         )?;
         validate_objective(file, "defaults.latency_objective", d.latency_objective)?;
         validate_window(file, "defaults.window", d.window)?;
+        validate_min_events(file, "defaults.min_events", d.min_events)?;
+        validate_budget_warning(
+            file,
+            "defaults.budget_warning_percent",
+            d.budget_warning_percent,
+        )?;
         let mut services = BTreeMap::new();
         for (name, e) in &raw.services {
             let key = |k: &str| format!("services.{name}.{k}");
@@ -237,6 +301,11 @@ impl ServiceCatalog {
             validate_objective(file, &key("latency_objective"), lat)?;
             let window = e.window.unwrap_or(d.window);
             validate_window(file, &key("window"), window)?;
+            let min_events = e.min_events.unwrap_or(d.min_events);
+            validate_min_events(file, &key("min_events"), min_events)?;
+            let warning = e.budget_warning_percent.unwrap_or(d.budget_warning_percent);
+            validate_budget_warning(file, &key("budget_warning_percent"), warning)?;
+            let tiers = normalize_tiers(e.alert_tiers.as_ref().unwrap_or(&d.alert_tiers));
             if let Some(sim) = &e.sim {
                 validate_sim(file, name, sim)?;
             }
@@ -246,9 +315,12 @@ impl ServiceCatalog {
                     name: name.clone(),
                     team: Arc::from(team.as_str()),
                     latency_threshold_ms: thr,
-                    availability_objective: avail / 100.0,
-                    latency_objective: lat / 100.0,
+                    availability_objective: percent_to_fraction(avail),
+                    latency_objective: percent_to_fraction(lat),
                     window,
+                    alert_tiers: tiers,
+                    min_events,
+                    budget_warning: percent_to_fraction(warning),
                     known: true,
                     sim: e.sim.clone().unwrap_or_default(),
                 }),
@@ -281,9 +353,12 @@ impl ServiceCatalog {
             name: name.to_owned(),
             team: Arc::clone(&self.default_team),
             latency_threshold_ms: d.latency_threshold_ms,
-            availability_objective: d.availability_objective / 100.0,
-            latency_objective: d.latency_objective / 100.0,
+            availability_objective: percent_to_fraction(d.availability_objective),
+            latency_objective: percent_to_fraction(d.latency_objective),
             window: d.window,
+            alert_tiers: normalize_tiers(&d.alert_tiers),
+            min_events: d.min_events,
+            budget_warning: percent_to_fraction(d.budget_warning_percent),
             known: false,
             sim: SimProfileSpec::default(),
         }
@@ -373,6 +448,45 @@ fn validate_window(file: &str, key: &str, w: SloWindow) -> Result<(), ConfigErro
     Ok(())
 }
 
+fn validate_min_events(file: &str, key: &str, v: u64) -> Result<(), ConfigError> {
+    if v == 0 {
+        return Err(invalid(
+            file,
+            key,
+            "0 would let a single request decide an alert: give at least 1, e.g. 100",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_budget_warning(file: &str, key: &str, v: f64) -> Result<(), ConfigError> {
+    if !v.is_finite() || !(0.0..100.0).contains(&v) {
+        return Err(invalid(
+            file,
+            key,
+            format!(
+                "{v} is not a budget percentage: give a number from 0 (never yellow for budget) \
+                 to below 100, e.g. 25"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `99.9` → `0.999`. Plain division gives 0.9990000000000001, which then shows in every
+/// JSON and InfluxDB output; rounding to 12 decimals gives the nearest double to 0.999.
+fn percent_to_fraction(p: f64) -> f64 {
+    (p / 100.0 * 1e12).round() / 1e12
+}
+
+/// Tiers sorted lowest first, duplicates dropped (`["page", "page"]` means `["page"]`).
+fn normalize_tiers(tiers: &[AlertTier]) -> Vec<AlertTier> {
+    let mut t = tiers.to_vec();
+    t.sort_unstable();
+    t.dedup();
+    t
+}
+
 fn validate_sim(file: &str, name: &str, s: &SimProfileSpec) -> Result<(), ConfigError> {
     let key = |k: &str| format!("services.{name}.sim.{k}");
     let positive = |k: &str, v: Option<f64>| match v {
@@ -425,6 +539,10 @@ pub struct PipelineConfig {
     pub validation: ValidationConfig,
     /// Periodic log output.
     pub log: LogConfig,
+    /// InfluxDB output (rollups, SLO status, probes, pipeline health).
+    pub influx: crate::sinks::InfluxConfig,
+    /// Alertmanager delivery of SLO alert state changes.
+    pub alertmanager: crate::sinks::AlertmanagerConfig,
 }
 
 /// `[server]`
@@ -649,6 +767,8 @@ impl PipelineConfig {
                 "must be above zero, e.g. \"5s\"",
             ));
         }
+        self.influx.validate(file)?;
+        self.alertmanager.validate(file)?;
         Ok(())
     }
 }
@@ -741,6 +861,106 @@ availability_objective = 99.95
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a window"), "{err}");
+    }
+
+    #[test]
+    fn objectives_are_the_nearest_fraction() {
+        for (pct, frac) in [
+            (99.9, 0.999),
+            (99.95, 0.9995),
+            (99.999, 0.99999),
+            (95.0, 0.95),
+        ] {
+            let c = ServiceCatalog::from_toml_str(
+                &format!("[services.a]\navailability_objective = {pct}\n"),
+                "s.toml",
+            )
+            .unwrap();
+            assert_eq!(c.get("a").unwrap().availability_objective, frac, "{pct}");
+        }
+    }
+
+    #[test]
+    fn slo_alerting_keys_default_and_override() {
+        let c = ServiceCatalog::from_toml_str(
+            "[defaults]\nmin_events = 50\n\
+             [services.a]\nalert_tiers = [\"page\", \"page\"]\nbudget_warning_percent = 10.0\n\
+             [services.b]\nalert_tiers = []\nmin_events = 500\n",
+            "s.toml",
+        )
+        .unwrap();
+        let a = c.get("a").unwrap();
+        assert_eq!(a.alert_tiers, [AlertTier::Page]);
+        assert_eq!(a.min_events, 50);
+        assert!((a.budget_warning - 0.10).abs() < 1e-12);
+        let b = c.get("b").unwrap();
+        assert!(b.alert_tiers.is_empty());
+        assert_eq!(b.min_events, 500);
+        assert!((b.budget_warning - 0.25).abs() < 1e-12);
+        let d = ServiceCatalog::from_toml_str("", "s.toml")
+            .unwrap()
+            .policy_for("x");
+        assert_eq!(d.alert_tiers, [AlertTier::Ticket, AlertTier::Page]);
+        assert_eq!(d.min_events, DEFAULT_MIN_EVENTS);
+    }
+
+    #[test]
+    fn services_toml_documents_the_slo_alerting_defaults() {
+        // The keys are commented out in the shipped file; uncommented they must parse and
+        // equal the defaults, so the comments cannot drift from the code.
+        let text = include_str!("../../../config/services.toml");
+        let keys = ["alert_tiers", "min_events", "budget_warning_percent"];
+        let mut found = 0;
+        let uncommented: Vec<&str> = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if keys.iter().any(|k| rest.starts_with(k)) => {
+                    found += 1;
+                    rest
+                }
+                _ => l,
+            })
+            .collect();
+        assert_eq!(found, keys.len(), "every SLO alerting key is documented");
+        let c = ServiceCatalog::from_toml_str(&uncommented.join("\n"), "services.toml").unwrap();
+        let (got, want) = (
+            c.policy_for("x"),
+            ServiceCatalog::from_toml_str("", "d")
+                .unwrap()
+                .policy_for("x"),
+        );
+        assert_eq!(
+            (&got.alert_tiers, got.min_events, got.budget_warning),
+            (&want.alert_tiers, want.min_events, want.budget_warning)
+        );
+    }
+
+    #[test]
+    fn bad_slo_alerting_keys_name_key_and_fix() {
+        let err = ServiceCatalog::from_toml_str("[services.a]\nmin_events = 0\n", "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "s.toml: `services.a.min_events`: 0 would let a single request decide an alert: \
+             give at least 1, e.g. 100"
+        );
+        let err =
+            ServiceCatalog::from_toml_str("[defaults]\nbudget_warning_percent = 100.0\n", "s.toml")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.starts_with("s.toml: `defaults.budget_warning_percent`: 100 is not"),
+            "{err}"
+        );
+        let err =
+            ServiceCatalog::from_toml_str("[services.a]\nalert_tiers = [\"pager\"]\n", "s.toml")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("alert_tiers") && err.contains("`page`"),
+            "{err}"
+        );
     }
 
     #[test]

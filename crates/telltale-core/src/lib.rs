@@ -16,6 +16,8 @@ pub mod event;
 pub mod flag;
 pub mod parse;
 pub mod rollup;
+pub mod sinks;
+pub mod slo;
 
 pub use config::{ConfigError, PipelineConfig, ServiceCatalog, ServicePolicy, SloWindow};
 pub use event::{FlaggedEvent, ProbeEvent, ProbeHop, Record, ServiceEvent};

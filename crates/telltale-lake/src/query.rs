@@ -128,6 +128,65 @@ impl QueryEngine {
     }
 }
 
+/// Per-service, per-minute sums of the `rollups` table since `since_us` (event time), as
+/// one-minute [`telltale_core::RollupRow`]s with counts only (latency fields are 0). The
+/// processor primes its SLO engine with these at start-up, so a restart keeps the budget
+/// and burn-rate history; summing to minutes in SQL keeps 30 days of 20 services under a
+/// million rows.
+pub async fn rollup_minutes_since(
+    engine: &QueryEngine,
+    since_us: i64,
+) -> Result<Vec<telltale_core::RollupRow>> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Int64Type, TimeUnit, TimestampMicrosecondType};
+    let since_date = telltale_core::event::utc_date(since_us);
+    let sql = format!(
+        "SELECT service, max(team) AS team, \
+                date_bin(INTERVAL '1 minute', window_start) AS minute, \
+                CAST(sum(count) AS BIGINT) AS count, CAST(sum(errors) AS BIGINT) AS errors, \
+                CAST(sum(slow) AS BIGINT) AS slow \
+         FROM rollups \
+         WHERE date >= '{since_date}' AND window_start >= to_timestamp_micros({since_us}) \
+         GROUP BY service, minute ORDER BY minute"
+    );
+    let arrow_err = |e| LakeError::Arrow {
+        context: "rollup minutes".into(),
+        source: e,
+    };
+    let mut rows = Vec::new();
+    for b in engine.sql(&sql).await? {
+        let service = arrow::compute::cast(b.column(0), &DataType::Utf8).map_err(arrow_err)?;
+        let team = arrow::compute::cast(b.column(1), &DataType::Utf8).map_err(arrow_err)?;
+        let minute = arrow::compute::cast(
+            b.column(2),
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        )
+        .map_err(arrow_err)?;
+        let (service, team) = (service.as_string::<i32>(), team.as_string::<i32>());
+        let minute = minute.as_primitive::<TimestampMicrosecondType>();
+        let count = b.column(3).as_primitive::<Int64Type>();
+        let errors = b.column(4).as_primitive::<Int64Type>();
+        let slow = b.column(5).as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            rows.push(telltale_core::RollupRow {
+                service: service.value(i).to_owned(),
+                team: team.value(i).to_owned(),
+                window_start_us: minute.value(i),
+                window_seconds: 60,
+                count: count.value(i).max(0) as u64,
+                errors: errors.value(i).max(0) as u64,
+                slow: slow.value(i).max(0) as u64,
+                latency_avg_ms: 0.0,
+                latency_p50_ms: 0.0,
+                latency_p95_ms: 0.0,
+                latency_p99_ms: 0.0,
+                latency_max_ms: 0.0,
+            });
+        }
+    }
+    Ok(rows)
+}
+
 /// How query results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OutputFormat {
@@ -578,5 +637,47 @@ mod tests {
             "{:?}",
             strings(per_minute, 0)
         );
+    }
+
+    #[tokio::test]
+    async fn rollup_minutes_sum_windows_per_service_and_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDisk::new(dir.path());
+        let mut w = LakeWriter::new(Arc::new(store), WriterOptions::default()).unwrap();
+        let rows: Vec<_> = [(0, "a"), (1, "a"), (6, "a"), (0, "b")]
+            .into_iter()
+            .map(|(i, svc)| rollup(svc, DAY0 + i * 10_000_000, 10))
+            .collect();
+        let (errors, slow) = (rows[0].errors, rows[0].slow);
+        w.append_rollups(rows, Instant::now()).unwrap();
+        w.flush_all().unwrap();
+        let engine = QueryEngine::open(dir.path()).await.unwrap();
+        let mut got: Vec<_> = rollup_minutes_since(&engine, DAY0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                (
+                    r.service,
+                    r.window_start_us - DAY0,
+                    r.count,
+                    r.errors,
+                    r.slow,
+                )
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("a".into(), 0, 20, 2 * errors, 2 * slow),
+                ("a".into(), 60_000_000, 10, errors, slow),
+                ("b".into(), 0, 10, errors, slow)
+            ]
+        );
+        let later = rollup_minutes_since(&engine, DAY0 + 61_000_000)
+            .await
+            .unwrap();
+        assert!(later.is_empty(), "{later:?}");
     }
 }

@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use serde::Serialize;
 
 use crate::metrics::Metrics;
+use crate::outputs::SloView;
 use crate::pipeline::{BatchOutcome, IngestBatch, Pipeline, PipelineError};
 
 /// Settings of the HTTP edge.
@@ -33,6 +34,7 @@ struct AppState {
     pipeline: Pipeline,
     metrics: Arc<Metrics>,
     settings: Arc<HttpSettings>,
+    view: Arc<SloView>,
 }
 
 /// Everything that can go wrong for a client, with its status code.
@@ -115,19 +117,35 @@ impl IntoResponse for ApiError {
 }
 
 /// The ingest routes, ready to be served or nested.
-pub fn router(pipeline: Pipeline, settings: HttpSettings) -> Router {
+pub fn router(pipeline: Pipeline, settings: HttpSettings, view: Arc<SloView>) -> Router {
+    let max_body = settings.max_body_bytes;
     let state = AppState {
         metrics: Arc::clone(pipeline.metrics()),
         pipeline,
-        settings: Arc::new(settings.clone()),
+        settings: Arc::new(settings),
+        view,
     };
     Router::new()
+        .route("/", get(status_page))
+        .route("/api/v1/slo", get(slo_api))
         .route("/v1/events", post(ingest))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         // Our own check below gives the JSON error; this only stops axum buffering more.
-        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
+}
+
+/// The status page: static HTML that polls `/api/v1/slo`.
+async fn status_page() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("../static/status.html"),
+    )
+}
+
+async fn slo_api(State(state): State<AppState>) -> impl IntoResponse {
+    Json(state.view.snapshot())
 }
 
 /// Response body of `POST /v1/events`.

@@ -13,8 +13,10 @@
 //! pull sources (file, stdin), [`http`] the HTTP edge, [`metrics`] the Prometheus metrics
 //! and [`summary`] the periodic one-line progress log.
 
+pub mod alertmanager;
 pub mod http;
 pub mod metrics;
+pub mod outputs;
 pub mod pipeline;
 pub mod source;
 pub mod summary;

@@ -32,6 +32,7 @@ use telltale_lake::store::LakeStore;
 use telltale_lake::writer::{LakeWriter, WriterOptions, WriterStats};
 
 use crate::metrics::Metrics;
+use crate::outputs::Outputs;
 
 /// How many per-line errors a batch outcome carries (the rest are only counted).
 pub const MAX_REPORTED_ERRORS: usize = 100;
@@ -184,10 +185,12 @@ impl std::fmt::Debug for WriterMsg {
 
 impl Pipeline {
     /// Starts the writer thread over `store`.
+    /// `outputs` receives every emitted rollup row and probe (SLO engine, InfluxDB, alerts).
     pub fn start(
         settings: PipelineSettings,
         store: Arc<dyn LakeStore>,
         metrics: Arc<Metrics>,
+        outputs: Option<Outputs>,
     ) -> Result<Self, PipelineError> {
         let (tx, rx) = sync_channel(settings.queue_capacity.max(1));
         let writer = LakeWriter::new(store, settings.writer)?;
@@ -201,6 +204,7 @@ impl Pipeline {
             idle_after: settings.allowed_lateness.max(Duration::from_secs(1)),
             last_event: Instant::now(),
             reported: WriterStats::default(),
+            outputs,
         };
         let thread = std::thread::Builder::new()
             .name("telltale-writer".into())
@@ -368,6 +372,7 @@ struct WriterLoop {
     idle_after: Duration,
     last_event: Instant,
     reported: WriterStats,
+    outputs: Option<Outputs>,
 }
 
 impl WriterLoop {
@@ -411,6 +416,11 @@ impl WriterLoop {
                 self.metrics.rollup_late_events.inc();
             }
         }
+        if let Some(o) = &mut self.outputs
+            && !probes.is_empty()
+        {
+            o.on_probes(&probes);
+        }
         let results = [
             self.writer.append_events(events, now),
             self.writer.append_probes(probes, now),
@@ -441,6 +451,9 @@ impl WriterLoop {
             return;
         }
         self.metrics.rollup_rows.inc_by(rows.len() as u64);
+        if let Some(o) = &mut self.outputs {
+            o.on_rollups(&rows);
+        }
         let r = self.writer.append_rollups(rows, now);
         self.note_write_result(r);
     }
@@ -448,6 +461,9 @@ impl WriterLoop {
     fn flush_everything(&mut self) -> Result<(), LakeError> {
         let rows = self.rollups.drain_all();
         self.emit_rollups(rows, Instant::now());
+        if let Some(o) = &mut self.outputs {
+            o.finish();
+        }
         let r = self.writer.flush_all();
         self.report();
         if r.is_err() {

@@ -41,10 +41,44 @@ pub fn line(prev: Snapshot, now: Snapshot, elapsed: Duration, buffered: i64) -> 
     )
 }
 
-/// Logs a summary line every `interval` until `shutdown` turns true.
+/// The `pipeline` InfluxDB point for the interval between two snapshots.
+pub fn pipeline_point(
+    m: &Metrics,
+    prev: Snapshot,
+    now: Snapshot,
+    elapsed: Duration,
+) -> telltale_influx::PipelinePoint {
+    let rejected_by_reason = telltale_core::RejectReason::ALL
+        .iter()
+        .map(|r| {
+            let label = crate::metrics::ReasonLabel {
+                reason: r.as_str().to_owned(),
+            };
+            (
+                r.as_str().to_owned(),
+                m.rejected.get_or_create(&label).get(),
+            )
+        })
+        .collect();
+    telltale_influx::PipelinePoint {
+        at_us: chrono::Utc::now().timestamp_micros(),
+        ingest_rate: (now.accepted - prev.accepted) as f64 / elapsed.as_secs_f64().max(1e-9),
+        accepted_total: now.accepted,
+        rejected_total: now.rejected,
+        rejected_by_reason,
+        lag_seconds: m.event_lag_seconds.get(),
+        queue_depth: m.queue_depth.get().max(0) as u64,
+        buffered_rows: m.buffered_rows.get().max(0) as u64,
+        files_written_total: now.files,
+    }
+}
+
+/// Logs a summary line every `interval` until `shutdown` turns true, and pushes the same
+/// numbers to InfluxDB as a `pipeline` point when a sink is given.
 pub async fn run(
     metrics: Arc<Metrics>,
     interval: Duration,
+    influx: Option<telltale_influx::InfluxSink>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut prev = Snapshot::take(&metrics);
@@ -57,7 +91,11 @@ pub async fn run(
             _ = shutdown.changed() => return,
         }
         let now = Snapshot::take(&metrics);
-        let text = line(prev, now, at.elapsed(), metrics.buffered_rows.get());
+        let elapsed = at.elapsed();
+        let text = line(prev, now, elapsed, metrics.buffered_rows.get());
+        if let Some(sink) = &influx {
+            sink.send(&[pipeline_point(&metrics, prev, now, elapsed)]);
+        }
         tracing::info!(
             accepted = now.accepted,
             rejected = now.rejected,

@@ -5,10 +5,12 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
+use telltale_core::slo::{SloEngine, SloSettings};
 use telltale_core::{PipelineConfig, ServiceCatalog};
 use telltale_lake::query::QueryEngine;
 use telltale_lake::store::LocalDisk;
 use telltale_processor::http::{HttpSettings, router};
+use telltale_processor::outputs::{Outputs, SloView};
 use telltale_processor::{Metrics, Pipeline, PipelineSettings};
 
 const CATALOG: &str = r#"
@@ -27,11 +29,15 @@ struct Server {
 impl Server {
     async fn start(dir: &Path, tokens: Vec<String>, max_body_bytes: usize) -> Self {
         let catalog = Arc::new(ServiceCatalog::from_toml_str(CATALOG, "test").unwrap());
+        let slo = SloEngine::new(&catalog, SloSettings::default()).unwrap();
         let settings = PipelineSettings::from_config(&PipelineConfig::default(), catalog);
+        let view = Arc::new(SloView::default());
+        let outputs = Outputs::new(slo, None, None, Arc::clone(&view));
         let pipeline = Pipeline::start(
             settings,
             Arc::new(LocalDisk::new(dir)),
             Arc::new(Metrics::new()),
+            Some(outputs),
         )
         .unwrap();
         let app = router(
@@ -40,6 +46,7 @@ impl Server {
                 tokens,
                 max_body_bytes,
             },
+            view,
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -324,4 +331,80 @@ async fn a_restart_keeps_writing_to_the_same_lake() {
         .unwrap()
         .value(0);
     assert_eq!(total, 100);
+}
+
+#[tokio::test]
+async fn slo_api_and_status_page_show_the_burning_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), vec![], 1 << 20).await;
+    let now = chrono::Utc::now();
+    let at = |secs_ago: i64| {
+        (now - chrono::Duration::seconds(secs_ago))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    // Three minutes of a total outage of auth-service (200 errors a minute, over the
+    // default min_events), then a healthy line now, which moves the watermark past them.
+    let mut lines = Vec::new();
+    for s in 0..600 {
+        lines.push(format!(
+            r#"{{"service":"auth-service","timestamp":"{}","status_code":503,"latency_ms":5}}"#,
+            at(240 - s * 180 / 600)
+        ));
+    }
+    lines.push(format!(
+        r#"{{"service":"auth-service","timestamp":"{}","status_code":200,"latency_ms":5}}"#,
+        at(0)
+    ));
+    let (status, _) = server.post(lines.join("\n"), &[]).await;
+    assert_eq!(status, 200);
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let snapshot = loop {
+        let v: serde_json::Value = serde_json::from_str(
+            &client
+                .get(format!("{}/api/v1/slo", server.base))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        if !v["evaluated_at"].is_null() {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no SLO evaluation: {v}"
+        );
+        // Poll interval; the loop re-checks the condition.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let svc = &snapshot["services"][0];
+    assert_eq!(svc["service"], "auth-service", "{snapshot}");
+    assert_eq!(svc["team"], "identity");
+    assert_eq!(
+        svc["state"], "red",
+        "a total outage exhausts the budget: {snapshot}"
+    );
+    let availability = svc["slos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sli"] == "availability")
+        .unwrap();
+    assert_eq!(availability["alert"], "page", "{availability}");
+    assert!(
+        availability["budget_remaining"].as_f64().unwrap() < 0.0,
+        "{availability}"
+    );
+    let page = client
+        .get(format!("{}/", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(page.text().await.unwrap().contains("/api/v1/slo"));
+    server.stop().await;
 }

@@ -124,14 +124,17 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// One endpoint split for fast formatting: the method, and the path as literal pieces
-/// (already JSON-escaped) with placeholders (`{id}`) between them.
+/// One endpoint, ready for fast formatting: the method and the route template.
+///
+/// The route is emitted as written (`/v1/users/{id}`), as OpenTelemetry's `http.route`
+/// and every APM do: an endpoint column with one value per user id would make "slowest
+/// endpoints" meaningless and blow up cardinality downstream.
 #[derive(Debug, Clone)]
 pub(crate) struct EndpointTemplate {
     /// JSON-escaped method, e.g. `POST`.
     pub method: Vec<u8>,
-    /// JSON-escaped literal path pieces; a placeholder sits between consecutive pieces.
-    pub pieces: Vec<Vec<u8>>,
+    /// JSON-escaped route template, e.g. `/v1/users/{id}`.
+    pub route: Vec<u8>,
 }
 
 impl EndpointTemplate {
@@ -143,25 +146,9 @@ impl EndpointTemplate {
             None => ("GET".to_owned(), spec),
         };
         let path = if path.is_empty() { "/" } else { path };
-        let mut pieces = Vec::new();
-        let mut rest = path;
-        let mut lit = String::new();
-        while let Some(open) = rest.find('{') {
-            match rest[open..].find('}') {
-                Some(close) => {
-                    lit.push_str(&rest[..open]);
-                    pieces.push(json_inner(&lit));
-                    lit.clear();
-                    rest = &rest[open + close + 1..];
-                }
-                None => break,
-            }
-        }
-        lit.push_str(rest);
-        pieces.push(json_inner(&lit));
         Self {
             method: json_inner(&method),
-            pieces,
+            route: json_inner(path),
         }
     }
 }
@@ -230,16 +217,14 @@ mod tests {
     }
 
     #[test]
-    fn endpoint_templates_split_method_and_placeholders() {
+    fn endpoint_templates_split_method_and_keep_the_route() {
         let t = EndpointTemplate::parse("post /v1/users/{id}/send");
         assert_eq!(t.method, b"POST");
-        assert_eq!(t.pieces, vec![b"/v1/users/".to_vec(), b"/send".to_vec()]);
+        assert_eq!(t.route, b"/v1/users/{id}/send");
         let t = EndpointTemplate::parse("/health");
         assert_eq!(t.method, b"GET");
-        assert_eq!(t.pieces, vec![b"/health".to_vec()]);
-        let t = EndpointTemplate::parse("GET /img/{size}/{id}");
-        assert_eq!(t.pieces.len(), 3);
+        assert_eq!(t.route, b"/health");
         let t = EndpointTemplate::parse("GET /a\"b/{unclosed");
-        assert_eq!(t.pieces, vec![br#"/a\"b/{unclosed"#.to_vec()]);
+        assert_eq!(t.route, br#"/a\"b/{unclosed"#.to_vec());
     }
 }

@@ -14,6 +14,10 @@ pub struct Loaded {
     pub pipeline: PipelineConfig,
     pub catalog: Arc<ServiceCatalog>,
     pub data_dir: PathBuf,
+    /// `[influx]` with INFLUX_* from the environment applied.
+    pub influx: telltale_core::sinks::InfluxConfig,
+    /// `[alertmanager]` with ALERTMANAGER_URL applied.
+    pub alertmanager: telltale_core::sinks::AlertmanagerConfig,
     /// Where each file came from, or that built-in defaults were used.
     pub pipeline_source: String,
     pub catalog_source: String,
@@ -53,10 +57,17 @@ pub fn load(args: &ConfigArgs) -> anyhow::Result<Loaded> {
         .data_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(&pipeline.lake.data_dir));
+    let env = |k: &str| std::env::var(k).ok();
+    let influx = pipeline.influx.clone().with_env(env)?;
+    influx.validate("INFLUX_* environment")?;
+    let alertmanager = pipeline.alertmanager.clone().with_env(env);
+    alertmanager.validate("ALERTMANAGER_URL environment")?;
     Ok(Loaded {
         pipeline,
         catalog: Arc::new(catalog),
         data_dir,
+        influx,
+        alertmanager,
         pipeline_source,
         catalog_source,
     })

@@ -6,9 +6,17 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::time::{Duration, Instant};
 use telltale_lake::store::LocalDisk;
+
+use telltale_core::slo::{SloEngine, SloSettings};
+use telltale_influx::InfluxSink;
+use telltale_lake::query::{QueryEngine, rollup_minutes_since};
+use telltale_processor::alertmanager::{Notifier, NotifierSettings};
 use telltale_processor::http::{HttpSettings, router};
+use telltale_processor::outputs::{AlertDelivery, Outputs, SloView};
 use telltale_processor::source::{BatchSource, DrainSummary, ReaderSource, drain_source};
+use telltale_processor::summary::{Snapshot, pipeline_point};
 use telltale_processor::{Metrics, Pipeline, PipelineSettings};
 
 use crate::ConfigArgs;
@@ -28,45 +36,120 @@ pub struct ProcessArgs {
     pub input: Option<PathBuf>,
 }
 
-/// Starts a pipeline over the lake in `loaded.data_dir`.
-pub fn start_pipeline(loaded: &Loaded) -> anyhow::Result<Pipeline> {
+/// A started processor: the pipeline and the sinks that must be shut down after it.
+#[derive(Debug)]
+pub struct Running {
+    pub pipeline: Pipeline,
+    pub view: Arc<SloView>,
+    pub influx: Option<InfluxSink>,
+}
+
+/// How far back the SLO engine is primed from the lake: the longest SLO window (a calendar
+/// month is at most 31 days).
+const SLO_HISTORY: Duration = Duration::from_secs(31 * 86_400);
+
+/// Starts a pipeline over the lake in `loaded.data_dir`, with the SLO engine primed from
+/// the lake's rollups and the InfluxDB and Alertmanager outputs when configured. Must run
+/// inside a tokio runtime (the sinks spawn tasks).
+pub async fn start_pipeline(loaded: &Loaded) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&loaded.data_dir)
         .with_context(|| format!("creating data dir {}", loaded.data_dir.display()))?;
+    let mut slo = SloEngine::new(&loaded.catalog, SloSettings::default())
+        .context("configuring the SLO engine")?;
+    let since = chrono::Utc::now().timestamp_micros() - SLO_HISTORY.as_micros() as i64;
+    let engine = QueryEngine::open(&loaded.data_dir).await?;
+    let history = rollup_minutes_since(&engine, since)
+        .await
+        .context("reading rollup history for the SLO engine")?;
+    for row in &history {
+        slo.observe(row);
+    }
+    if !history.is_empty() {
+        tracing::info!(
+            minutes = history.len(),
+            "SLO engine primed with rollup history from the lake"
+        );
+    }
+    let influx = if loaded.influx.is_enabled() {
+        let (sink, _task) = InfluxSink::start(&loaded.influx, &loaded.data_dir)
+            .context("starting the InfluxDB sink")?;
+        tracing::info!(target = %loaded.influx.url, api = ?loaded.influx.api, "pushing rollups to InfluxDB");
+        Some(sink)
+    } else {
+        None
+    };
+    let alerts = if loaded.alertmanager.is_enabled() {
+        let am = &loaded.alertmanager;
+        let (notifier, _task) = Notifier::start(NotifierSettings {
+            url: am.url.clone(),
+            resend_interval: am.resend_interval,
+            generator_url: am.generator_url.clone(),
+        });
+        tracing::info!(url = %am.url, "delivering SLO alerts to Alertmanager");
+        Some(AlertDelivery {
+            notifier,
+            max_age_us: am.max_alert_age.as_micros() as i64,
+        })
+    } else {
+        None
+    };
+    let view = Arc::new(SloView::default());
+    let outputs = Outputs::new(slo, influx.clone(), alerts, Arc::clone(&view));
     let store = Arc::new(LocalDisk::new(&loaded.data_dir));
     let settings = PipelineSettings::from_config(&loaded.pipeline, Arc::clone(&loaded.catalog));
-    Ok(Pipeline::start(settings, store, Arc::new(Metrics::new()))?)
+    let pipeline = Pipeline::start(settings, store, Arc::new(Metrics::new()), Some(outputs))?;
+    Ok(Running {
+        pipeline,
+        view,
+        influx,
+    })
 }
 
 pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
     let loaded = load(&args.config)?;
-    let pipeline = start_pipeline(&loaded)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let running = runtime.block_on(start_pipeline(&loaded))?;
     tracing::info!(data_dir = %loaded.data_dir.display(), "processor started");
-    match (&args.input, &args.listen) {
+    let result = match (&args.input, &args.listen) {
         (Some(input), None) => {
-            let result = drain_input(&pipeline, input, loaded.pipeline.validation.max_line_bytes);
-            let stats = pipeline.shutdown()?;
-            let summary = result?;
-            report(&summary, &loaded.data_dir);
-            tracing::debug!(?stats, "writer stopped");
-            Ok(())
+            let max_line = loaded.pipeline.validation.max_line_bytes;
+            let (p, input) = (running.pipeline.clone(), input.clone());
+            let metrics = Arc::clone(running.pipeline.metrics());
+            let (before, started) = (Snapshot::take(&metrics), Instant::now());
+            let reader = runtime.spawn_blocking(move || drain_input(&p, &input, max_line));
+            let result = runtime
+                .block_on(reader)
+                .context("input reader panicked")
+                .and_then(|r| r)
+                .map(|summary| report(&summary, &loaded.data_dir));
+            if let Some(influx) = &running.influx {
+                // One `pipeline` point for the whole file (a server sends one per interval).
+                let point = pipeline_point(
+                    &metrics,
+                    before,
+                    Snapshot::take(&metrics),
+                    started.elapsed(),
+                );
+                influx.send(&[point]);
+            }
+            result
         }
         _ => {
             let listen = args
                 .listen
                 .clone()
                 .unwrap_or_else(|| loaded.pipeline.server.listen.clone());
-            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(serve(
                 &loaded,
-                pipeline.clone(),
+                &running,
                 &listen,
                 args.input.clone(),
                 shutdown_signal(),
-            ))?;
-            finish(&pipeline)?;
-            Ok(())
+            ))
         }
-    }
+    };
+    let finished = runtime.block_on(finish(&running));
+    result.and(finished)
 }
 
 fn report(s: &DrainSummary, data_dir: &Path) {
@@ -142,7 +225,7 @@ pub fn drain_input(
 /// input alongside; then stops accepting and flushes the pipeline.
 pub async fn serve(
     loaded: &Loaded,
-    pipeline: Pipeline,
+    running: &Running,
     listen: &str,
     input: Option<PathBuf>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -163,11 +246,13 @@ pub async fn serve(
             "ingest requires a bearer token"
         );
     }
-    let app = router(pipeline.clone(), settings);
+    let pipeline = running.pipeline.clone();
+    let app = router(pipeline.clone(), settings, Arc::clone(&running.view));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let summary = tokio::spawn(telltale_processor::summary::run(
         Arc::clone(pipeline.metrics()),
         loaded.pipeline.log.summary_interval,
+        running.influx.clone(),
         stop_rx.clone(),
     ));
     let reader = input.map(|path| {
@@ -178,7 +263,9 @@ pub async fn serve(
             drain_input(&p, &path, max).map(|s| report(&s, &data_dir))
         })
     });
-    tracing::info!("listening on http://{addr} (POST /v1/events, GET /metrics, GET /healthz)");
+    tracing::info!(
+        "listening on http://{addr}: status page /, /api/v1/slo, POST /v1/events, /metrics, /healthz"
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -194,12 +281,24 @@ pub async fn serve(
     Ok(())
 }
 
-/// Flushes every buffer and stops the writer, then logs the totals. Blocking.
-pub fn finish(pipeline: &Pipeline) -> anyhow::Result<()> {
-    pipeline
-        .shutdown()
-        .context("flushing the lake at shutdown")?;
-    let m = pipeline.metrics();
+/// Flushes every buffer and stops the writer, then drains the InfluxDB sink (what it
+/// cannot deliver in time is spooled to disk), then logs the totals.
+pub async fn finish(running: &Running) -> anyhow::Result<()> {
+    let p = running.pipeline.clone();
+    let flushed = tokio::task::spawn_blocking(move || p.shutdown())
+        .await
+        .context("writer shutdown panicked")?;
+    if let Some(influx) = &running.influx {
+        let stats = influx.shutdown().await;
+        tracing::info!(
+            sent = stats.points_sent,
+            spooled = stats.spooled_points,
+            dropped = stats.points_dropped,
+            "InfluxDB sink stopped"
+        );
+    }
+    flushed.context("flushing the lake at shutdown")?;
+    let m = running.pipeline.metrics();
     tracing::info!(
         "stopped: {} accepted, {} rejected, {} files written",
         m.ingested_total(),

@@ -42,7 +42,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     let loaded = load(&args.config)?;
-    let pipeline = start_pipeline(&loaded)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let running = runtime.block_on(start_pipeline(&loaded))?;
+    let pipeline = running.pipeline.clone();
     let listen = args
         .listen
         .clone()
@@ -56,7 +58,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         seed,
         "telltale run: simulator + processor in one process; Ctrl-C flushes and exits"
     );
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let result = runtime.block_on(async {
         let (lines_tx, mut lines_rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -124,12 +125,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             anyhow::Ok(())
         });
 
-        let served = serve(&loaded, pipeline.clone(), &listen, None, shutdown_signal()).await;
+        let served = serve(&loaded, &running, &listen, None, shutdown_signal()).await;
         let _ = stop_tx.send(true);
         simulator.await.context("simulator panicked")??;
         consumer.await.context("ingest task panicked")??;
         served
     });
-    let finished = finish(&pipeline);
+    let finished = runtime.block_on(finish(&running));
     result.and(finished)
 }

@@ -1,0 +1,363 @@
+//! What the sink writes: one measurement per kind of input, documented in
+//! `docs/influxdb.md`. Timestamps are event time in milliseconds (the precision every
+//! request states): a rollup at its window start, a probe at its measurement time, SLO
+//! status and pipeline health at the time they were computed. Same measurement, tag set
+//! and timestamp overwrite on the server, so re-sending a corrected rollup is idempotent.
+
+use std::collections::BTreeMap;
+
+use telltale_core::{ProbeEvent, RollupRow};
+
+use crate::line::LineBuilder;
+
+/// `service_rollup`: one point per service and rollup window.
+pub const SERVICE_ROLLUP: &str = "service_rollup";
+/// `slo_status`: one point per service, SLI and evaluation.
+pub const SLO_STATUS: &str = "slo_status";
+/// `probe`: one point per network-probe measurement.
+pub const PROBE: &str = "probe";
+/// `probe_hop`: one point per hop of a probe measurement.
+pub const PROBE_HOP: &str = "probe_hop";
+/// `pipeline`: one point per pipeline-health sample.
+pub const PIPELINE: &str = "pipeline";
+/// `pipeline_rejects`: one point per rejection reason per pipeline-health sample.
+pub const PIPELINE_REJECTS: &str = "pipeline_rejects";
+
+/// Something the sink can write: appends its lines to `out`.
+pub trait ToLineProtocol {
+    /// Appends this item's lines (each ending in `\n`, timestamps in milliseconds) to
+    /// `out` and returns how many it wrote. Use [`LineBuilder`].
+    fn write_lines(&self, out: &mut String) -> usize;
+}
+
+impl<T: ToLineProtocol + ?Sized> ToLineProtocol for &T {
+    fn write_lines(&self, out: &mut String) -> usize {
+        (**self).write_lines(out)
+    }
+}
+
+/// Microseconds since the epoch to the milliseconds the sink sends (floor, so negative
+/// times stay in the right millisecond).
+pub fn us_to_ms(us: i64) -> i64 {
+    us.div_euclid(1_000)
+}
+
+impl ToLineProtocol for RollupRow {
+    fn write_lines(&self, out: &mut String) -> usize {
+        usize::from(
+            LineBuilder::new(out, SERVICE_ROLLUP)
+                .tag("service", &self.service)
+                .tag("team", &self.team)
+                .field_u64("count", self.count)
+                .field_u64("errors", self.errors)
+                .field_u64("slow", self.slow)
+                .field_f64("error_rate", self.error_rate())
+                .field_f64("slow_rate", self.slow_rate())
+                .field_f64("latency_avg_ms", self.latency_avg_ms)
+                .field_f64("latency_p50_ms", self.latency_p50_ms)
+                .field_f64("latency_p95_ms", self.latency_p95_ms)
+                .field_f64("latency_p99_ms", self.latency_p99_ms)
+                .field_f64("latency_max_ms", self.latency_max_ms)
+                .field_i64("window_seconds", self.window_seconds)
+                .finish(us_to_ms(self.window_start_us)),
+        )
+    }
+}
+
+/// The state of one SLO at one evaluation, as the SLO engine reports it. A plain input
+/// struct so this crate does not depend on the engine's types; the processor maps to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SloStatusPoint {
+    /// Service name.
+    pub service: String,
+    /// Owning team.
+    pub team: String,
+    /// Which SLI: `availability` or `latency`.
+    pub sli: String,
+    /// 0 green, 1 yellow, 2 red.
+    pub state: u8,
+    /// The SLI over the SLO window, as a fraction (e.g. 0.9993).
+    pub sli_value: f64,
+    /// The objective, as a fraction (e.g. 0.999).
+    pub objective: f64,
+    /// Error budget left, as a fraction of the whole budget (negative when overspent).
+    pub budget_remaining: f64,
+    /// Burn rate over the last 5 minutes.
+    pub burn_rate_5m: f64,
+    /// Burn rate over the last 30 minutes.
+    pub burn_rate_30m: f64,
+    /// Burn rate over the last hour.
+    pub burn_rate_1h: f64,
+    /// Burn rate over the last 2 hours.
+    pub burn_rate_2h: f64,
+    /// Burn rate over the last 6 hours.
+    pub burn_rate_6h: f64,
+    /// Burn rate over the last day.
+    pub burn_rate_1d: f64,
+    /// Burn rate over the last 3 days.
+    pub burn_rate_3d: f64,
+    /// The alert tier firing (`page`, `ticket`, ...), if any.
+    pub alert_tier: Option<String>,
+    /// Evaluation time, µs since the epoch.
+    pub at_us: i64,
+}
+
+/// The `alert_tier` value written when no alert fires. Written rather than left out, so
+/// `last(alert_tier)` shows the recovery instead of the last tier that fired.
+pub const NO_ALERT: &str = "none";
+
+impl ToLineProtocol for SloStatusPoint {
+    fn write_lines(&self, out: &mut String) -> usize {
+        usize::from(
+            LineBuilder::new(out, SLO_STATUS)
+                .tag("service", &self.service)
+                .tag("sli", &self.sli)
+                .tag("team", &self.team)
+                .field_i64("state", i64::from(self.state))
+                .field_f64("sli_value", self.sli_value)
+                .field_f64("objective", self.objective)
+                .field_f64("budget_remaining", self.budget_remaining)
+                .field_f64("burn_rate_5m", self.burn_rate_5m)
+                .field_f64("burn_rate_30m", self.burn_rate_30m)
+                .field_f64("burn_rate_1h", self.burn_rate_1h)
+                .field_f64("burn_rate_2h", self.burn_rate_2h)
+                .field_f64("burn_rate_6h", self.burn_rate_6h)
+                .field_f64("burn_rate_1d", self.burn_rate_1d)
+                .field_f64("burn_rate_3d", self.burn_rate_3d)
+                .field_str("alert_tier", self.alert_tier.as_deref().unwrap_or(NO_ALERT))
+                .finish(us_to_ms(self.at_us)),
+        )
+    }
+}
+
+/// The `addr` tag of a hop that did not answer (as in the route hash).
+pub const UNKNOWN_HOP_ADDR: &str = "*";
+
+impl ToLineProtocol for ProbeEvent {
+    fn write_lines(&self, out: &mut String) -> usize {
+        let ts = us_to_ms(self.timestamp_us);
+        let mut n = usize::from(
+            LineBuilder::new(out, PROBE)
+                .tag("target", &self.target)
+                .field_opt_f64("rtt_ms", self.rtt_ms)
+                .field_f64("loss_pct", self.loss_pct)
+                .field_i64("hop_count", i64::from(self.hop_count))
+                // The same 16 hex digits as the lake's `route_hash` column.
+                .field_str("route_hash", &format!("{:016x}", self.route_hash()))
+                .finish(ts),
+        );
+        for hop in &self.hops {
+            n += usize::from(
+                LineBuilder::new(out, PROBE_HOP)
+                    .tag("addr", hop.addr.as_deref().unwrap_or(UNKNOWN_HOP_ADDR))
+                    .tag("target", &self.target)
+                    .tag("ttl", &hop.ttl.to_string())
+                    .field_opt_f64("rtt_ms", hop.rtt_ms)
+                    .field_f64("loss_pct", hop.loss_pct)
+                    .finish(ts),
+            );
+        }
+        n
+    }
+}
+
+/// A sample of the pipeline's own health, as the processor's metrics see it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PipelinePoint {
+    /// Sample time, µs since the epoch.
+    pub at_us: i64,
+    /// Events per second accepted since the previous sample.
+    pub ingest_rate: f64,
+    /// Events accepted since the process started.
+    pub accepted_total: u64,
+    /// Lines rejected since the process started.
+    pub rejected_total: u64,
+    /// `rejected_total` by reason (`invalid_json`, `future_timestamp`, ...).
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// How far event time lags wall-clock time, seconds.
+    pub lag_seconds: f64,
+    /// Batches waiting for the writer thread.
+    pub queue_depth: u64,
+    /// Rows buffered for the lake, not yet in a file.
+    pub buffered_rows: u64,
+    /// Parquet files written since the process started.
+    pub files_written_total: u64,
+}
+
+impl ToLineProtocol for PipelinePoint {
+    fn write_lines(&self, out: &mut String) -> usize {
+        let ts = us_to_ms(self.at_us);
+        let mut n = usize::from(
+            LineBuilder::new(out, PIPELINE)
+                .field_f64("ingest_rate", self.ingest_rate)
+                .field_u64("accepted", self.accepted_total)
+                .field_u64("rejected", self.rejected_total)
+                .field_f64("lag_seconds", self.lag_seconds)
+                .field_u64("queue_depth", self.queue_depth)
+                .field_u64("buffered_rows", self.buffered_rows)
+                .field_u64("files_written", self.files_written_total)
+                .finish(ts),
+        );
+        // A measurement of its own: tagged points in `pipeline` would make every
+        // `sum(rejected)` there count the untagged total as well.
+        for (reason, count) in &self.rejected_by_reason {
+            n += usize::from(
+                LineBuilder::new(out, PIPELINE_REJECTS)
+                    .tag("reason", reason)
+                    .field_u64("rejected", *count)
+                    .finish(ts),
+            );
+        }
+        n
+    }
+}
+
+/// The line protocol of `items`, as the sink would send it (for tests and tools).
+pub fn encode<T: ToLineProtocol>(items: &[T]) -> String {
+    let mut out = String::new();
+    for item in items {
+        item.write_lines(&mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use telltale_core::ProbeHop;
+
+    use super::*;
+    use crate::line::tests::{Value, parse_line};
+
+    pub(crate) fn rollup(service: &str, team: &str, window_start_us: i64) -> RollupRow {
+        RollupRow {
+            service: service.into(),
+            team: team.into(),
+            window_start_us,
+            window_seconds: 10,
+            count: 1200,
+            errors: 36,
+            slow: 12,
+            latency_avg_ms: 41.25,
+            latency_p50_ms: 30.5,
+            latency_p95_ms: 120.0,
+            latency_p99_ms: 250.75,
+            latency_max_ms: 1234.5,
+        }
+    }
+
+    pub(crate) fn probe(target: &str, timestamp_us: i64) -> ProbeEvent {
+        ProbeEvent {
+            target: target.into(),
+            timestamp_us,
+            rtt_ms: Some(23.5),
+            loss_pct: 0.0,
+            hop_count: 3,
+            hops: vec![
+                ProbeHop {
+                    ttl: 1,
+                    addr: Some("10.0.0.1".into()),
+                    rtt_ms: Some(0.4),
+                    loss_pct: 0.0,
+                },
+                ProbeHop {
+                    ttl: 2,
+                    addr: None,
+                    rtt_ms: None,
+                    loss_pct: 100.0,
+                },
+                ProbeHop {
+                    ttl: 3,
+                    addr: Some("192.0.2.7".into()),
+                    rtt_ms: Some(23.5),
+                    loss_pct: 0.0,
+                },
+            ],
+        }
+    }
+
+    fn slo(alert_tier: Option<&str>) -> SloStatusPoint {
+        SloStatusPoint {
+            service: "checkout-api".into(),
+            team: "payments".into(),
+            sli: "availability".into(),
+            state: 2,
+            sli_value: 0.9971,
+            objective: 0.999,
+            budget_remaining: -0.25,
+            burn_rate_5m: 18.0,
+            burn_rate_30m: 15.5,
+            burn_rate_1h: 14.6,
+            burn_rate_2h: 9.0,
+            burn_rate_6h: 6.1,
+            burn_rate_1d: 2.0,
+            burn_rate_3d: 0.8,
+            alert_tier: alert_tier.map(str::to_owned),
+            at_us: 1_714_471_210_000_000,
+        }
+    }
+
+    #[test]
+    fn line_protocol_of_sample_data() {
+        let t0 = 1_714_471_200_000_000; // 2024-04-30T10:00:00Z
+        let mut out = encode(&[
+            rollup("auth-service", "identity", t0),
+            // Awkward names: everything that needs escaping, and a backslash that has
+            // no portable spelling (trailing).
+            rollup("search api,v2=beta", "team \"blue\"", t0),
+            rollup(r"C:\legacy\", "ops", t0),
+        ]);
+        out += &encode(&[slo(Some("page")), slo(None)]);
+        let mut lossy = probe("api.example.com", t0 + 1_001_500);
+        lossy.rtt_ms = None;
+        lossy.loss_pct = 100.0;
+        out += &encode(&[probe("api.example.com", t0 + 1_500), lossy]);
+        out += &encode(&[PipelinePoint {
+            at_us: t0 + 5_000_000,
+            ingest_rate: 412.5,
+            accepted_total: 10_234,
+            rejected_total: 7,
+            rejected_by_reason: [
+                ("invalid_json".to_owned(), 5),
+                ("future_timestamp".to_owned(), 2),
+            ]
+            .into_iter()
+            .collect(),
+            lag_seconds: 0.8,
+            queue_depth: 2,
+            buffered_rows: 2311,
+            files_written_total: 61,
+        }]);
+        insta::assert_snapshot!(out);
+    }
+
+    #[test]
+    fn every_sample_line_parses_and_counts_are_integers() {
+        let mut out = encode(&[rollup("a,b", "t", 0)]);
+        out += &encode(&[probe("x y", 0)]);
+        for line in out.split_inclusive('\n') {
+            let p = parse_line(line).unwrap();
+            if p.measurement == SERVICE_ROLLUP {
+                assert_eq!(
+                    p.tags,
+                    vec![
+                        ("service".into(), "a,b".into()),
+                        ("team".into(), "t".into())
+                    ]
+                );
+                let count = p.fields.iter().find(|(k, _)| k == "count").unwrap();
+                assert_eq!(count.1, Value::Int(1200));
+                let rate = p.fields.iter().find(|(k, _)| k == "error_rate").unwrap();
+                assert_eq!(rate.1, Value::Float(0.03));
+            }
+        }
+        assert_eq!(out.lines().count(), 1 + 1 + 3);
+    }
+
+    #[test]
+    fn timestamps_are_event_time_in_ms() {
+        assert_eq!(us_to_ms(1_714_471_200_123_999), 1_714_471_200_123);
+        assert_eq!(us_to_ms(-1), -1);
+        let line = encode(&[rollup("s", "t", 1_714_471_200_000_000)]);
+        assert!(line.ends_with(" 1714471200000\n"), "{line}");
+    }
+}
