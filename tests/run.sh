@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # Debian packages the integration tests start as real servers: influxdb (influxd 1.x) and
 # victoria-metrics for the InfluxDB sink. This list grows with the Alertmanager and
 # browser tests; docker-compose (v1) validates docker-compose.yml (crates/telltale/tests/compose.rs).
-APT_PACKAGES=(influxdb victoria-metrics prometheus-alertmanager docker-compose)
+APT_PACKAGES=(influxdb victoria-metrics prometheus-alertmanager docker-compose chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -27,3 +27,5 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== the lake read by pyarrow and DuckDB"
+./tests/interop.sh

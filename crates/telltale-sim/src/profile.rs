@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use telltale_core::ServiceCatalog;
-use telltale_core::config::SimProfileSpec;
+use telltale_core::config::ServicePolicy;
 
 /// Services simulated when the catalogue lists none: plain names with no team, so they show
 /// up as `unowned` in the pipeline.
@@ -68,14 +68,22 @@ pub struct ServiceProfile {
 }
 
 impl ServiceProfile {
-    /// Resolves a profile: values from `spec` where given, the rest derived from `name`:
-    /// baseline 5–300 ms (log-uniform), sigma 0.4–0.6, weight 0.5–3, error rate
-    /// 0.0005–0.003, endpoints `["GET /"]`; always derived: 1–3 regions, 2–6 instances.
-    pub fn resolve(name: &str, spec: &SimProfileSpec) -> Self {
+    /// Resolves a service's profile: the catalogue's `sim` values where given, the rest
+    /// derived from the name (deterministically) and from the service's own SLOs, so that
+    /// normal traffic stays well inside its budgets and only incidents burn them: error
+    /// rate 10–35% of the availability budget; median latency such that the threshold is
+    /// 3–3.6 sigma above it (a slow share of about 0.02–0.13%); sigma 0.4–0.6; weight
+    /// 0.5–3; endpoints `["GET /"]`; always derived: 1–3 regions, 2–6 instances.
+    pub fn resolve(policy: &ServicePolicy) -> Self {
+        let (name, spec) = (policy.name.as_str(), &policy.sim);
         let lerp = |lo: f64, hi: f64, purpose: &str| lo + (hi - lo) * unit(name, purpose);
+        let sigma = spec
+            .latency_sigma
+            .unwrap_or_else(|| round3(lerp(0.4, 0.6, "sigma")));
         let baseline = spec.baseline_latency_ms.unwrap_or_else(|| {
-            (5f64.ln() + (300f64.ln() - 5f64.ln()) * unit(name, "baseline")).exp()
+            (policy.latency_threshold_ms / (sigma * lerp(3.0, 3.6, "baseline")).exp()).max(0.5)
         });
+        let availability_budget = 1.0 - policy.availability_objective;
         let region_count = 1 + (unit(name, "region-count") * 3.0) as usize;
         let first_region = (unit(name, "region") * REGIONS.len() as f64) as usize;
         let regions = (0..region_count.min(3))
@@ -84,15 +92,13 @@ impl ServiceProfile {
         Self {
             name: name.to_owned(),
             baseline_latency_ms: round3(baseline),
-            latency_sigma: spec
-                .latency_sigma
-                .unwrap_or_else(|| round3(lerp(0.4, 0.6, "sigma"))),
+            latency_sigma: sigma,
             weight: spec
                 .weight
                 .unwrap_or_else(|| round3(lerp(0.5, 3.0, "weight"))),
-            error_rate: spec
-                .error_rate
-                .unwrap_or_else(|| (lerp(0.0005, 0.003, "error-rate") * 1e5).round() / 1e5),
+            error_rate: spec.error_rate.unwrap_or_else(|| {
+                (availability_budget * lerp(0.10, 0.35, "error-rate") * 1e7).round() / 1e7
+            }),
             endpoints: spec
                 .endpoints
                 .clone()
@@ -109,13 +115,10 @@ impl ServiceProfile {
         if catalog.is_empty() {
             DEFAULT_SERVICES
                 .iter()
-                .map(|n| Self::resolve(n, &SimProfileSpec::default()))
+                .map(|n| Self::resolve(&catalog.default_policy(n)))
                 .collect()
         } else {
-            catalog
-                .services()
-                .map(|p| Self::resolve(&p.name, &p.sim))
-                .collect()
+            catalog.services().map(|p| Self::resolve(p)).collect()
         }
     }
 }
@@ -172,33 +175,32 @@ mod tests {
 
     #[test]
     fn derived_values_are_in_range_and_stable() {
+        // Defaults: 300 ms threshold, 99.9% availability (a 0.1% budget).
+        let c = ServiceCatalog::from_toml_str("", "services.toml").unwrap();
         for i in 0..500 {
             let name = format!("svc-{i}");
-            let p = ServiceProfile::resolve(&name, &SimProfileSpec::default());
-            assert!((5.0..=300.0).contains(&p.baseline_latency_ms), "{p:?}");
+            let policy = c.default_policy(&name);
+            let p = ServiceProfile::resolve(&policy);
+            // 300 / e^(0.6 * 3.6) ≈ 34.6 .. 300 / e^(0.4 * 3.0) ≈ 90.4
+            assert!((34.5..=90.5).contains(&p.baseline_latency_ms), "{p:?}");
             assert!((0.4..=0.6).contains(&p.latency_sigma), "{p:?}");
             assert!((0.5..=3.0).contains(&p.weight), "{p:?}");
-            assert!((0.0005..=0.003).contains(&p.error_rate), "{p:?}");
+            assert!((0.0001..=0.00035).contains(&p.error_rate), "{p:?}");
             assert_eq!(p.endpoints, vec!["GET /"]);
             assert!((1..=3).contains(&p.regions.len()), "{p:?}");
             assert!((2..=6).contains(&p.instances), "{p:?}");
-            assert_eq!(
-                p,
-                ServiceProfile::resolve(&name, &SimProfileSpec::default())
-            );
+            assert_eq!(p, ServiceProfile::resolve(&policy));
         }
     }
 
     #[test]
     fn catalogue_values_win_over_derived_ones() {
-        let spec = SimProfileSpec {
-            baseline_latency_ms: Some(45.0),
-            latency_sigma: None,
-            weight: Some(3.0),
-            error_rate: Some(0.0004),
-            endpoints: Some(vec!["POST /v1/login".into()]),
-        };
-        let p = ServiceProfile::resolve("auth-service", &spec);
+        let c = ServiceCatalog::from_toml_str(
+            "[services.auth-service.sim]\nbaseline_latency_ms = 45.0\nweight = 3.0\nerror_rate = 0.0004\nendpoints = [\"POST /v1/login\"]\n",
+            "services.toml",
+        )
+        .unwrap();
+        let p = ServiceProfile::resolve(c.get("auth-service").unwrap());
         assert_eq!(p.baseline_latency_ms, 45.0);
         assert_eq!(p.weight, 3.0);
         assert_eq!(p.error_rate, 0.0004);
@@ -226,5 +228,66 @@ mod tests {
         assert_eq!(t.route, b"/health");
         let t = EndpointTemplate::parse("GET /a\"b/{unclosed");
         assert_eq!(t.route, br#"/a\"b/{unclosed"#.to_vec());
+    }
+
+    /// `erfc` (Numerical Recipes' erfcc, relative error below 1.2e-7) for the log-normal tail.
+    fn erfc(x: f64) -> f64 {
+        let z = x.abs();
+        let t = 1.0 / (1.0 + 0.5 * z);
+        let r = t
+            * (-z * z - 1.265_512_23
+                + t * (1.000_023_68
+                    + t * (0.374_091_96
+                        + t * (0.096_784_18
+                            + t * (-0.186_288_06
+                                + t * (0.278_868_07
+                                    + t * (-1.135_203_98
+                                        + t * (1.488_515_87
+                                            + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+                .exp();
+        if x >= 0.0 { r } else { 2.0 - r }
+    }
+
+    /// Regression test for "15 of 20 services red after a quiet hour": normal traffic of
+    /// every shipped service must sit well inside both of its budgets, so that colour on
+    /// the dashboards means an incident.
+    #[test]
+    fn shipped_catalogue_profiles_stay_inside_their_budgets() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/services.toml"
+        ))
+        .unwrap();
+        let c = ServiceCatalog::from_toml_str(&text, "config/services.toml").unwrap();
+        for policy in c.services() {
+            let p = ServiceProfile::resolve(policy);
+            let error_budget = 1.0 - policy.availability_objective;
+            assert!(
+                p.error_rate <= 0.5 * error_budget,
+                "{}: normal error rate {} is over half its budget {error_budget}",
+                p.name,
+                p.error_rate
+            );
+            let z = (policy.latency_threshold_ms / p.baseline_latency_ms).ln() / p.latency_sigma;
+            let slow_share = 0.5 * erfc(z / std::f64::consts::SQRT_2);
+            let latency_budget = 1.0 - policy.latency_objective;
+            assert!(
+                slow_share <= 0.5 * latency_budget,
+                "{}: normal slow share {slow_share:.5} is over half its latency budget {latency_budget}",
+                p.name
+            );
+        }
+    }
+
+    #[test]
+    fn erfc_matches_known_values() {
+        for (x, want) in [
+            (0.0, 1.0),
+            (1.0, 0.157_299_207),
+            (2.0, 0.004_677_735),
+            (-1.0, 1.842_700_793),
+        ] {
+            assert!((erfc(x) - want).abs() < 1e-7, "erfc({x})");
+        }
     }
 }

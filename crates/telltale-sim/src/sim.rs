@@ -907,6 +907,13 @@ mod tests {
         );
         sim.start_incident("search-api", IncidentKind::Outage, Duration::from_secs(30))
             .unwrap();
+        // Normal error rates are a fraction of a budget; a burst shows every 5xx code.
+        sim.start_incident(
+            "product-catalog",
+            IncidentKind::ErrorBurst,
+            Duration::from_secs(600),
+        )
+        .unwrap();
         let names: BTreeSet<String> = cat.services().map(|p| p.name.clone()).collect();
         let (mut services, mut probes, mut last) = (0, 0, 0);
         let mut seen_status = BTreeSet::new();

@@ -78,9 +78,12 @@ enum Command {
 fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .map_err(|e| anyhow::anyhow!("--log {filter:?} is not a valid log filter: {e}"))?;
+    use std::io::IsTerminal;
+    // Colours only for a person at a terminal, never into files or log collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Human => builder.with_target(false).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
