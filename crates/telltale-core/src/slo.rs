@@ -422,6 +422,12 @@ pub struct SloSettings {
     /// Services not in the catalogue tracked at most; rows of further unknown services are
     /// dropped (and counted) so a flood of made-up names cannot exhaust memory.
     pub max_unknown_services: usize,
+    /// Hysteresis, as Prometheus' `keep_firing_for`: a lower level (de-escalation or
+    /// resolve) must hold this long in event time before the alert follows it, while an
+    /// escalation applies at once. Without it a burn rate hovering at a factor (common
+    /// while the long windows hold little history) fires and resolves every minute: one
+    /// incident, many notifications.
+    pub keep_firing_for: Duration,
 }
 
 impl Default for SloSettings {
@@ -429,6 +435,7 @@ impl Default for SloSettings {
         Self {
             rules: BurnRule::workbook(),
             max_unknown_services: 100,
+            keep_firing_for: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -604,6 +611,8 @@ struct AlertMachine {
     started_at_us: i64,
     /// When the current level began (escalation / de-escalation time).
     level_since_us: i64,
+    /// Since when every evaluation has assessed a level below `level` (hysteresis).
+    lower_since_us: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -755,12 +764,23 @@ impl SloEngine {
     /// Also forgets minutes no later evaluation needs.
     pub fn evaluate(&mut self, now_us: i64) -> Vec<AlertTransition> {
         let mut out = Vec::new();
+        let keep_firing_us =
+            i64::try_from(self.settings.keep_firing_for.as_micros()).unwrap_or(i64::MAX);
         for (name, t) in &mut self.services {
             for sli in Sli::ALL {
                 let a = assess(t, sli, now_us);
                 let m = &mut t.alerts[sli.index()];
+                if a.level >= m.level {
+                    m.lower_since_us = None;
+                }
                 if a.level == m.level {
                     continue;
+                }
+                if a.level < m.level {
+                    let since = *m.lower_since_us.get_or_insert(now_us);
+                    if now_us - since < keep_firing_us {
+                        continue;
+                    }
                 }
                 let kind = match (m.level, a.level) {
                     (AlertLevel::Ok, _) => TransitionKind::Fired,
@@ -793,6 +813,7 @@ impl SloEngine {
                     level: a.level,
                     started_at_us: started,
                     level_since_us: now_us,
+                    lower_since_us: None,
                 };
             }
             let now_minute = now_us.div_euclid(MINUTE_US);
@@ -1492,24 +1513,53 @@ mod tests {
                 // Minute 60 complete: 5m = 100/500 (200×), 1h = 100/6000 (16.7× > 14.4).
                 (61, Sli::Availability, Ok, Page, TransitionKind::Fired),
                 // The 30m window (6h/30m page) forgets the outage 30 min after it ended
-                // (minute 70); the 2h window still holds it (8.3% bad, 83× > 3): ticket.
+                // (minute 70); the 2h window still holds it (8.3% bad, 83× > 3): ticket,
+                // once the lower level has held for keep_firing_for (10 min).
                 (
-                    100,
+                    110,
                     Sli::Availability,
                     Page,
                     Ticket,
                     TransitionKind::Deescalated
                 ),
-                // The 6h short window of the 3d/6h ticket forgets it at 70 + 360.
-                (430, Sli::Availability, Ticket, Ok, TransitionKind::Resolved),
+                // The 6h short window of the 3d/6h ticket forgets it at 70 + 360; + 10.
+                (440, Sli::Availability, Ticket, Ok, TransitionKind::Resolved),
             ]
         );
         // One incident: every transition carries its start.
         assert!(t.iter().all(|t| t.started_at_us == T0 + 61 * M));
         assert_eq!(t[1].from_since_us, T0 + 61 * M);
-        assert_eq!(t[2].from_since_us, T0 + 100 * M);
+        assert_eq!(t[2].from_since_us, T0 + 110 * M);
         // Evaluating again at the same time changes nothing.
         assert!(e.evaluate(T0 + 520 * M).is_empty());
+    }
+
+    /// Regression test for alerts that fired and resolved every minute while a burn rate
+    /// hovered at a factor (seen at start-up, when the long windows hold little history).
+    #[test]
+    fn a_burn_rate_hovering_at_a_factor_fires_once_not_every_minute() {
+        let mut e = engine("");
+        // 99.9% objective; ticket 3d/6h at 1x. Minutes alternate between 0.2% and 0%
+        // bad, so the windows' burn swings around 1x for hours.
+        for k in 0..600 {
+            let bad = if k % 2 == 0 { 2 } else { 0 };
+            feed(&mut e, T0 + k * M, 1, 1000, bad);
+        }
+        let t = run(&mut e, 600);
+        let fired = t.iter().filter(|t| t.kind == TransitionKind::Fired).count();
+        assert!(fired <= 1, "one incident, one notification: {t:#?}");
+        let mut flappy = engine("");
+        flappy.settings.keep_firing_for = Duration::ZERO;
+        for k in 0..600 {
+            let bad = if k % 2 == 0 { 2 } else { 0 };
+            feed(&mut flappy, T0 + k * M, 1, 1000, bad);
+        }
+        let without = run(&mut flappy, 600).len();
+        assert!(
+            without > t.len(),
+            "the test must provoke flapping: {without} vs {}",
+            t.len()
+        );
     }
 
     #[test]
@@ -1518,7 +1568,7 @@ mod tests {
         let t = run(&mut e, 520);
         let summary: Vec<_> = t.iter().map(|t| ((t.at_us - T0) / M, t.to)).collect();
         // The 24h/2h ticket (both windows over 3) fires with the first outage minute.
-        assert_eq!(summary, [(61, AlertLevel::Ticket), (430, AlertLevel::Ok)]);
+        assert_eq!(summary, [(61, AlertLevel::Ticket), (440, AlertLevel::Ok)]);
         let mut e = outage_engine("alert_tiers = []\n");
         assert!(run(&mut e, 520).is_empty());
         // The budget still colours the status: 1000 bad events against a budget of 52.
