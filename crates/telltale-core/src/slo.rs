@@ -265,6 +265,18 @@ pub enum TransitionKind {
     Resolved,
 }
 
+impl TransitionKind {
+    /// `"fired"`, `"escalated"`, `"deescalated"` or `"resolved"` (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransitionKind::Fired => "fired",
+            TransitionKind::Escalated => "escalated",
+            TransitionKind::Deescalated => "deescalated",
+            TransitionKind::Resolved => "resolved",
+        }
+    }
+}
+
 /// A change of one SLO's alert state, for the processor to log and send to Alertmanager
 /// (see [`AlertTransition::to_alertmanager`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1532,6 +1544,18 @@ mod tests {
         assert_eq!(t[2].from_since_us, T0 + 110 * M);
         // Evaluating again at the same time changes nothing.
         assert!(e.evaluate(T0 + 520 * M).is_empty());
+    }
+
+    #[test]
+    fn transition_kind_names_match_their_json() {
+        for k in [
+            TransitionKind::Fired,
+            TransitionKind::Escalated,
+            TransitionKind::Deescalated,
+            TransitionKind::Resolved,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
     }
 
     /// Regression test for alerts that fired and resolved every minute while a burn rate

@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 
-use crate::metrics::Metrics;
 use crate::outputs::SloView;
 use crate::pipeline::{BatchOutcome, IngestBatch, Pipeline, PipelineError};
 
@@ -32,7 +31,6 @@ pub struct HttpSettings {
 #[derive(Debug, Clone)]
 struct AppState {
     pipeline: Pipeline,
-    metrics: Arc<Metrics>,
     settings: Arc<HttpSettings>,
     view: Arc<SloView>,
 }
@@ -120,7 +118,6 @@ impl IntoResponse for ApiError {
 pub fn router(pipeline: Pipeline, settings: HttpSettings, view: Arc<SloView>) -> Router {
     let max_body = settings.max_body_bytes;
     let state = AppState {
-        metrics: Arc::clone(pipeline.metrics()),
         pipeline,
         settings: Arc::new(settings),
         view,
@@ -248,7 +245,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.encode(),
+        state.pipeline.metrics().encode(),
     )
 }
 

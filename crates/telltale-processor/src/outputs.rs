@@ -172,10 +172,7 @@ impl Outputs {
             "SLO {}: {} {} {} → {} (budget left {:.1}%, burn 1h {:.1}x), team {}",
             t.sli.as_str(),
             t.service,
-            serde_json::to_value(t.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            t.kind.as_str(),
             t.from.as_str(),
             t.to.as_str(),
             t.budget_remaining * 100.0,
