@@ -41,6 +41,24 @@ pub struct SourceLabel {
     pub source: String,
 }
 
+/// `code` label of HTTP ingest responses: `200`, `400`, `429`, `503`, ...
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    /// HTTP status code.
+    pub code: String,
+}
+
+/// `direction` label of autoscaling decisions: `up` or `down`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabel {
+    /// Which way the worker count moved.
+    pub direction: String,
+}
+
+/// Reasons an ingest request is refused for overload (the `reason` label of
+/// `telltale_overload_rejections_total`).
+pub const OVERLOAD_REASONS: [&str; 3] = ["memory", "queue", "shutting_down"];
+
 /// Every metric the processor exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -73,6 +91,35 @@ pub struct Metrics {
     pub open_windows: Gauge<i64, AtomicI64>,
     /// Seconds between the newest event time seen and now (negative: ahead of the clock).
     pub event_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// `POST /v1/events` responses, by status code.
+    pub http_responses: Family<CodeLabel, Counter>,
+    /// Ingest requests refused with 429/503 before processing, by reason
+    /// ([`OVERLOAD_REASONS`]).
+    pub overload_rejections: Family<ReasonLabel, Counter>,
+    /// Request body bytes offered to `POST /v1/events` (including refused requests).
+    pub offered_bytes: Counter,
+    /// Request body bytes of requests that were processed (2xx or 400).
+    pub accepted_bytes: Counter,
+    /// Request body bytes held in memory by requests in flight.
+    pub inflight_bytes: Gauge<i64, AtomicI64>,
+    /// Ingest batches waiting for a processing worker.
+    pub parse_backlog: Gauge<i64, AtomicI64>,
+    /// Processing workers running now.
+    pub workers: Gauge<i64, AtomicI64>,
+    /// Autoscaling decisions, by direction.
+    pub autoscale_decisions: Family<DirectionLabel, Counter>,
+    /// CPU used by the process over the last autoscaler interval, in cores (1.0 = one core busy).
+    pub cpu_cores_used: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Records appended to the write-ahead log.
+    pub wal_records: Counter,
+    /// Bytes appended to the write-ahead log.
+    pub wal_bytes: Counter,
+    /// fsync calls on the write-ahead log (one per group commit under `sync = always`).
+    pub wal_fsyncs: Counter,
+    /// Write-ahead log segment files on disk.
+    pub wal_segments: Gauge<i64, AtomicI64>,
+    /// Records replayed from the write-ahead log at start.
+    pub wal_replayed_records: Counter,
 }
 
 impl Default for Metrics {
@@ -101,8 +148,32 @@ impl Metrics {
             buffered_rows: Gauge::default(),
             open_windows: Gauge::default(),
             event_lag_seconds: Gauge::default(),
+            http_responses: Family::default(),
+            overload_rejections: Family::default(),
+            offered_bytes: Counter::default(),
+            accepted_bytes: Counter::default(),
+            inflight_bytes: Gauge::default(),
+            parse_backlog: Gauge::default(),
+            workers: Gauge::default(),
+            autoscale_decisions: Family::default(),
+            cpu_cores_used: Gauge::default(),
+            wal_records: Counter::default(),
+            wal_bytes: Counter::default(),
+            wal_fsyncs: Counter::default(),
+            wal_segments: Gauge::default(),
+            wal_replayed_records: Counter::default(),
             registry: Registry::default(),
         };
+        for r in OVERLOAD_REASONS {
+            let _ = m.overload_rejections.get_or_create(&ReasonLabel {
+                reason: r.to_owned(),
+            });
+        }
+        for d in ["up", "down"] {
+            let _ = m.autoscale_decisions.get_or_create(&DirectionLabel {
+                direction: d.to_owned(),
+            });
+        }
         for r in RejectReason::ALL {
             let _ = m.rejected.get_or_create(&ReasonLabel {
                 reason: r.as_str().to_owned(),
@@ -177,7 +248,100 @@ impl Metrics {
             "Now minus the newest event time seen",
             m.event_lag_seconds.clone(),
         );
+        registry.register(
+            "http_ingest_responses",
+            "POST /v1/events responses, by status code",
+            m.http_responses.clone(),
+        );
+        registry.register(
+            "overload_rejections",
+            "Ingest requests refused with 429/503 before processing, by reason",
+            m.overload_rejections.clone(),
+        );
+        registry.register(
+            "http_offered_bytes",
+            "Request body bytes offered to POST /v1/events, refused ones included",
+            m.offered_bytes.clone(),
+        );
+        registry.register(
+            "http_accepted_bytes",
+            "Request body bytes of ingest requests that were processed",
+            m.accepted_bytes.clone(),
+        );
+        registry.register(
+            "http_inflight_bytes",
+            "Request body bytes held by ingest requests in flight",
+            m.inflight_bytes.clone(),
+        );
+        registry.register(
+            "parse_backlog",
+            "Ingest batches waiting for a processing worker",
+            m.parse_backlog.clone(),
+        );
+        registry.register(
+            "workers",
+            "Processing workers running now",
+            m.workers.clone(),
+        );
+        registry.register(
+            "autoscale_decisions",
+            "Autoscaling decisions, by direction",
+            m.autoscale_decisions.clone(),
+        );
+        registry.register(
+            "cpu_cores_used",
+            "CPU used by the process over the last autoscaler interval, in cores",
+            m.cpu_cores_used.clone(),
+        );
+        registry.register(
+            "wal_records",
+            "Records appended to the write-ahead log",
+            m.wal_records.clone(),
+        );
+        registry.register(
+            "wal_bytes",
+            "Bytes appended to the write-ahead log",
+            m.wal_bytes.clone(),
+        );
+        registry.register(
+            "wal_fsyncs",
+            "fsync calls on the write-ahead log",
+            m.wal_fsyncs.clone(),
+        );
+        registry.register(
+            "wal_segments",
+            "Write-ahead log segment files on disk",
+            m.wal_segments.clone(),
+        );
+        registry.register(
+            "wal_replayed_records",
+            "Records replayed from the write-ahead log at start",
+            m.wal_replayed_records.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// Total ingest requests refused for overload.
+    pub fn overload_rejections_total(&self) -> u64 {
+        OVERLOAD_REASONS
+            .iter()
+            .map(|r| {
+                self.overload_rejections
+                    .get_or_create(&ReasonLabel {
+                        reason: (*r).to_owned(),
+                    })
+                    .get()
+            })
+            .sum()
+    }
+
+    /// Autoscaling decisions so far in one direction (`up` or `down`).
+    pub fn autoscale_total(&self, direction: &str) -> u64 {
+        self.autoscale_decisions
+            .get_or_create(&DirectionLabel {
+                direction: direction.to_owned(),
+            })
+            .get()
     }
 
     /// Prometheus/OpenMetrics text exposition.
