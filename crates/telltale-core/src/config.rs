@@ -543,6 +543,8 @@ pub struct PipelineConfig {
     pub influx: crate::sinks::InfluxConfig,
     /// Alertmanager delivery of SLO alert state changes.
     pub alertmanager: crate::sinks::AlertmanagerConfig,
+    /// Write-ahead log of ingested batches (durability of acknowledged HTTP batches).
+    pub wal: WalConfig,
 }
 
 /// `[server]`
@@ -556,6 +558,14 @@ pub struct ServerConfig {
     /// File with one bearer token per line. When tokens are configured (here or in
     /// `TELLTALE_INGEST_TOKENS`), `POST /v1/events` requires one. Keep the file out of git.
     pub tokens_file: Option<String>,
+    /// Request body bytes all ingest requests in flight may hold together; a request that
+    /// would go over is refused with 429 and `Retry-After` before its body is read.
+    pub max_inflight_bytes: usize,
+    /// Ingest batches that may wait for a processing worker; when full, requests get 429.
+    pub queue_batches: usize,
+    /// On SIGTERM/Ctrl-C: how long to drain requests in flight and flush before exiting.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -564,6 +574,53 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".to_owned(),
             max_body_bytes: 16 * 1024 * 1024,
             tokens_file: None,
+            max_inflight_bytes: 256 * 1024 * 1024,
+            queue_batches: 64,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// When the write-ahead log calls fsync, and so what an acknowledgement promises.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WalSync {
+    /// fsync before acknowledging (group commit: one fsync for every batch waiting). An
+    /// acknowledged batch survives a process crash, an OS crash and a power loss.
+    Always,
+    /// Acknowledge once written to the OS; fsync every `wal.sync_interval`. An
+    /// acknowledged batch survives a process crash (kill -9); an OS crash or power loss
+    /// can lose the batches of the last interval.
+    Interval,
+    /// Acknowledge once written to the OS; fsync only before lake files are written and
+    /// when a segment is full. Survives a process crash; an OS crash can lose everything
+    /// since the last lake flush.
+    Never,
+}
+
+/// `[wal]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalConfig {
+    /// Log every ingested batch before acknowledging it and replay it after a crash. Off:
+    /// an acknowledged batch lives only in memory until its lake file is written.
+    pub enabled: bool,
+    /// `always`, `interval` or `never`: when the log is fsynced (see docs/durability.md).
+    pub sync: WalSync,
+    /// With `sync = "interval"`: how often the log is fsynced.
+    #[serde(with = "humantime_serde")]
+    pub sync_interval: Duration,
+    /// A log segment file is closed and a new one started at this size, in bytes.
+    pub segment_bytes: u64,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sync: WalSync::Always,
+            sync_interval: Duration::from_millis(100),
+            segment_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -765,6 +822,38 @@ impl PipelineConfig {
                 file,
                 "log.summary_interval",
                 "must be above zero, e.g. \"5s\"",
+            ));
+        }
+        if self.server.max_inflight_bytes < self.server.max_body_bytes {
+            return Err(invalid(
+                file,
+                "server.max_inflight_bytes",
+                format!(
+                    "is below server.max_body_bytes ({}): one full-size request could never be \
+                     admitted; raise it to at least that",
+                    self.server.max_body_bytes
+                ),
+            ));
+        }
+        if self.server.queue_batches == 0 {
+            return Err(invalid(
+                file,
+                "server.queue_batches",
+                "must be at least 1, e.g. 64",
+            ));
+        }
+        if self.wal.sync_interval.is_zero() {
+            return Err(invalid(
+                file,
+                "wal.sync_interval",
+                "must be above zero, e.g. \"100ms\"",
+            ));
+        }
+        if self.wal.segment_bytes < 1024 * 1024 {
+            return Err(invalid(
+                file,
+                "wal.segment_bytes",
+                "must be at least 1048576 (1 MiB), e.g. 67108864",
             ));
         }
         self.influx.validate(file)?;

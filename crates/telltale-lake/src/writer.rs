@@ -90,6 +90,9 @@ pub struct WriterStats {
     pub rows_written: KindCounts,
     /// Bytes written, all kinds.
     pub bytes_written: u64,
+    /// Files not written because a file of the same log position was already there (a
+    /// replay after a crash re-creating what the earlier run committed).
+    pub files_already_committed: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,6 +250,9 @@ struct Core {
     opts: WriterOptions,
     writer_id: String,
     seq: u64,
+    /// Write-ahead log position of the record being applied; when set, file names come
+    /// from it, so a replay re-creates exactly the names of the run before the crash.
+    position: Option<u64>,
     stats: WriterStats,
 }
 
@@ -259,16 +265,20 @@ impl Core {
     }
 
     fn file_name(&mut self, kind: Kind) -> String {
+        let (prefix, ext) = match kind {
+            Kind::Table(_) => ("part", PARQUET_EXT),
+            Kind::DeadLetters => ("dl", NDJSON_EXT),
+        };
+        if let Some(lsn) = self.position {
+            // At most one file per partition per log position (see `LakeWriter::set_position`).
+            return format!("{prefix}-{lsn:020}-wal{ext}");
+        }
         self.seq += 1;
         // Micros first so names sort by write time; the writer id keeps two processes (or
         // a restarted one) from ever choosing the same name.
         let micros = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros());
-        let (prefix, ext) = match kind {
-            Kind::Table(_) => ("part", PARQUET_EXT),
-            Kind::DeadLetters => ("dl", NDJSON_EXT),
-        };
         format!("{prefix}-{micros}-{}-{:06}{ext}", self.writer_id, self.seq)
     }
 
@@ -283,7 +293,16 @@ impl Core {
         };
         let bytes = T::encode(rows, &self.opts.encode_options(), &dir).map_err(wrap)?;
         let path = format!("{dir}/{}", self.file_name(T::KIND));
-        self.store.put_atomic(&path, &bytes).map_err(wrap)?;
+        match self.store.put_atomic(&path, &bytes) {
+            Ok(()) => {}
+            // Same log position, same rows: committed before a crash. Idempotent.
+            Err(LakeError::AlreadyExists { .. }) if self.position.is_some() => {
+                tracing::debug!(path, "lake file already committed before a restart");
+                self.stats.files_already_committed += 1;
+                return Ok(());
+            }
+            Err(e) => return Err(wrap(e)),
+        }
         tracing::debug!(
             path,
             rows = rows.len(),
@@ -344,6 +363,7 @@ impl LakeWriter {
                 opts,
                 writer_id: format!("{:08x}", rand::random::<u32>()),
                 seq: 0,
+                position: None,
                 stats: WriterStats::default(),
             },
             events: Buffers::default(),
@@ -351,6 +371,39 @@ impl LakeWriter {
             probes: Buffers::default(),
             dead_letters: Buffers::default(),
         })
+    }
+
+    /// Names the files written from now on after write-ahead log position `lsn`
+    /// (`part-<lsn>-wal.parquet`), and treats an existing file of that name as already
+    /// committed. The caller applies log records in order and calls this before each, so
+    /// a partition gets at most one file per position and a replay writes the same names.
+    pub fn set_position(&mut self, lsn: u64) {
+        self.core.position = Some(lsn);
+    }
+
+    /// Writes the partitions that reached `flush_rows` (to retry a failed size flush at
+    /// the same log position before applying anything else).
+    pub fn flush_full(&mut self) -> Result<()> {
+        let n = self.core.opts.flush_rows;
+        let results = [
+            {
+                let ids = self.events.ids(|p| p.rows.len() >= n);
+                self.core.flush(&mut self.events, ids)
+            },
+            {
+                let ids = self.rollups.ids(|p| p.rows.len() >= n);
+                self.core.flush(&mut self.rollups, ids)
+            },
+            {
+                let ids = self.probes.ids(|p| p.rows.len() >= n);
+                self.core.flush(&mut self.probes, ids)
+            },
+            {
+                let ids = self.dead_letters.ids(|p| p.rows.len() >= n);
+                self.core.flush(&mut self.dead_letters, ids)
+            },
+        ];
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
     }
 
     /// The 8 hex digits in this writer's file names.
@@ -476,6 +529,32 @@ mod tests {
             .collect();
         out.sort();
         out
+    }
+
+    #[test]
+    fn positioned_files_are_named_by_log_position_and_rewriting_one_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = || vec![event("a", DAY0, 1.0), event("b", DAY0, 2.0)];
+        let mut w = writer(dir.path(), 1000);
+        w.set_position(42);
+        w.append_events(rows(), Instant::now()).unwrap();
+        w.flush_all().unwrap();
+        let first = files(dir.path());
+        assert_eq!(first.len(), 2);
+        assert!(
+            first
+                .iter()
+                .all(|f| f.ends_with("/part-00000000000000000042-wal.parquet")),
+            "{first:?}"
+        );
+        // A second writer replaying the same position: same names, nothing rewritten.
+        let mut again = writer(dir.path(), 1000);
+        again.set_position(42);
+        again.append_events(rows(), Instant::now()).unwrap();
+        again.flush_all().unwrap();
+        assert_eq!(files(dir.path()), first);
+        let s = again.stats();
+        assert_eq!((s.files_already_committed, s.files_written.events), (2, 0));
     }
 
     #[test]

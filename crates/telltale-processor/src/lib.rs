@@ -20,6 +20,7 @@ pub mod outputs;
 pub mod pipeline;
 pub mod source;
 pub mod summary;
+pub mod wal;
 
 pub use metrics::Metrics;
 pub use pipeline::{BatchOutcome, IngestBatch, Pipeline, PipelineError, PipelineSettings};
