@@ -278,7 +278,12 @@ impl Rollups {
             }
         }
         self.open.retain(|_, w| !w.is_empty());
-        self.emitted_upto_us = self.emitted_upto_us.max(upto_us - upto_us.rem_euclid(w));
+        // Saturating: before the first event the watermark is i64::MIN, and a plain
+        // subtraction overflowed (a panic in debug builds, a wrap in release builds that
+        // then marked every later event as too late).
+        self.emitted_upto_us = self
+            .emitted_upto_us
+            .max(upto_us.saturating_sub(upto_us.rem_euclid(w)));
         rows.sort_by(|a, b| (a.window_start_us, &a.service).cmp(&(b.window_start_us, &b.service)));
         rows
     }
@@ -513,6 +518,13 @@ mod tests {
             ]
         );
         assert_eq!(r.open_windows(), 0);
+    }
+
+    #[test]
+    fn draining_before_the_first_event_is_harmless() {
+        let mut r = rollups();
+        assert!(r.drain_closed().is_empty());
+        assert_eq!(r.record(&ev("a", 1.0, 1.0, false)), Recorded::Counted);
     }
 
     #[test]

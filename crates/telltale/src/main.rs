@@ -6,6 +6,7 @@
 
 mod check;
 mod config_load;
+mod loadtest;
 mod process;
 mod query;
 mod run;
@@ -73,6 +74,8 @@ enum Command {
     Compact(query::CompactArgs),
     /// Validate the config files and print what they mean.
     CheckConfig(check::CheckArgs),
+    /// Load `POST /v1/events` of a running processor, then check its lake (loopback only).
+    Loadtest(loadtest::LoadtestArgs),
 }
 
 fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
@@ -104,6 +107,7 @@ fn main() -> std::process::ExitCode {
         Command::Sim(args) => sim::run(args),
         Command::Process(args) => process::run(args),
         Command::Run(args) => run::run(args),
+        Command::Loadtest(args) => loadtest::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

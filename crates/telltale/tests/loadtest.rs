@@ -1,0 +1,268 @@
+//! `telltale loadtest` against a real `telltale process`: the report's numbers, and the
+//! lake checked independently with `telltale query`.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_telltale"));
+    // Run from the repo root so the default config paths resolve as in the README.
+    c.current_dir(repo_root());
+    c.env_remove("TELLTALE_DATA_DIR")
+        .env_remove("TELLTALE_TOKEN")
+        .env("TELLTALE_LOG", "warn");
+    c
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `GET /healthz` until it answers 200, for at most `limit`.
+fn wait_healthy(port: u16, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let answer = std::net::TcpStream::connect(("127.0.0.1", port))
+            .and_then(|mut s| {
+                s.write_all(
+                    b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                )?;
+                let mut buf = String::new();
+                s.read_to_string(&mut buf)?;
+                Ok(buf)
+            })
+            .unwrap_or_default();
+        if answer.starts_with("HTTP/1.1 200") {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "the processor did not come up within {limit:?}"
+        );
+        // Poll interval, not a wait for an outcome: the loop re-checks the condition.
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+}
+
+/// Rows of the run's service in the timestamp span of a phase, via `telltale query`.
+fn rows_in(data: &Path, service: &str, span: &Value) -> u64 {
+    let (first, last) = (span[0].as_str().unwrap(), span[1].as_str().unwrap());
+    let out = bin()
+        .args(["query", "--format", "json", "--data-dir"])
+        .arg(data)
+        .arg(format!(
+            "SELECT count(*) AS n FROM events WHERE service = '{service}' \
+             AND timestamp BETWEEN '{first}' AND '{last}'"
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let row: Value = serde_json::from_slice(&out.stdout).unwrap();
+    row["n"].as_u64().unwrap()
+}
+
+fn phase<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no phase {name:?} in {report:#}"))
+}
+
+/// Body limit of the processor under test: small, so the huge-batch phase stays quick.
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+#[test]
+fn loadtest_finds_every_acknowledged_event_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("lake");
+    let config = dir.path().join("telltale.toml");
+    let shipped = std::fs::read_to_string(repo_root().join("config/telltale.toml")).unwrap();
+    // Short flush age: acknowledged events reach the lake within a second or two.
+    let ours = shipped
+        .replace("flush_age = \"10s\"", "flush_age = \"1s\"")
+        .replace(
+            "max_body_bytes = 16777216",
+            &format!("max_body_bytes = {MAX_BODY_BYTES}"),
+        );
+    assert_ne!(ours, shipped);
+    std::fs::write(&config, ours).unwrap();
+    let port = free_port();
+    let processor = bin()
+        .args(["process", "--config"])
+        .arg(&config)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_healthy(port, Duration::from_secs(60));
+
+    let report_path = dir.path().join("report.json");
+    let out = bin()
+        .args(["loadtest", "--connections", "2", "--duration", "3s"])
+        .args(["--batch-lines", "500", "--slow-client-time", "2s"])
+        .arg("--max-body-bytes")
+        .arg(MAX_BODY_BYTES.to_string())
+        .arg("--url")
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--json")
+        .arg(&report_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("no invalid data"), "{stdout}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+
+    let steady = &report["steady"];
+    assert!(steady["requests"].as_u64().unwrap() > 0, "{report:#}");
+    assert!(
+        steady["sustained_events_per_s"].as_f64().unwrap() > 0.0,
+        "{report:#}"
+    );
+    assert!(
+        steady["latency_ms"]["p99"].as_f64().unwrap() > 0.0,
+        "{report:#}"
+    );
+
+    let v = &report["verification"];
+    assert!(v["acknowledged"].as_u64().unwrap() > 0, "{report:#}");
+    assert_eq!(v["present_once"], v["acknowledged"], "{report:#}");
+    for key in [
+        "missing",
+        "altered",
+        "duplicated",
+        "present_but_refused",
+        "unexpected_rows",
+    ] {
+        assert_eq!(v[key], 0, "{key}: {report:#}");
+    }
+    assert_eq!(v["deadletter_expected"], 3, "{report:#}");
+    assert_eq!(
+        v["deadletter_found"], 3,
+        "the malformed lines are in the dead letter"
+    );
+    assert_eq!(report["invalid_data"], false);
+
+    for name in [
+        "huge (under limit)",
+        "huge (over limit)",
+        "empty",
+        "malformed",
+        "slow client",
+        "drop mid-body",
+    ] {
+        assert_eq!(phase(&report, name)["ok"], true, "{name}: {report:#}");
+    }
+    assert!(
+        phase(&report, "huge (over limit)")["got"]
+            .as_str()
+            .unwrap()
+            .starts_with("413"),
+        "{report:#}"
+    );
+    // Independently of the loadtest's own check: the lake as `telltale query` sees it.
+    let service = report["service"].as_str().unwrap();
+    let drop = &phase(&report, "drop mid-body")["events"];
+    assert_eq!(
+        rows_in(&data, service, drop),
+        0,
+        "the cut-off batch is absent"
+    );
+    let over = &phase(&report, "huge (over limit)")["events"];
+    assert_eq!(rows_in(&data, service, over), 0, "the 413 batch is absent");
+    let slow = &phase(&report, "slow client")["events"];
+    assert_eq!(
+        rows_in(&data, service, slow),
+        50,
+        "the slow batch is present"
+    );
+    let malformed = &phase(&report, "malformed")["events"];
+    assert_eq!(rows_in(&data, service, malformed), 5, "only the good lines");
+
+    // The check is not vacuous: against a lake that is not the processor's, the
+    // acknowledged events are missing and the run fails.
+    let elsewhere = dir.path().join("not-the-lake");
+    let wrong_report = dir.path().join("wrong.json");
+    let out = bin()
+        .args([
+            "loadtest",
+            "--phases",
+            "malformed",
+            "--verify-timeout",
+            "2s",
+        ])
+        .arg("--url")
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(&elsewhere)
+        .arg("--json")
+        .arg(&wrong_report)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid data"),
+        "{}",
+        describe(&out)
+    );
+    let wrong: Value =
+        serde_json::from_str(&std::fs::read_to_string(&wrong_report).unwrap()).unwrap();
+    assert_eq!(wrong["verification"]["missing"], 5, "{wrong:#}");
+    assert_eq!(wrong["verification"]["deadletter_found"], 0, "{wrong:#}");
+
+    // Stop it like systemd or docker would.
+    let status = Command::new("kill")
+        .args(["-TERM", &processor.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = processor.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+}
+
+#[test]
+fn loadtest_refuses_targets_off_this_machine() {
+    for url in ["http://192.0.2.10:8080", "http://example.com/v1/events"] {
+        let out = bin()
+            .args(["loadtest", "--duration", "1s", "--url", url])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{}", describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not a loopback address"), "{stderr}");
+    }
+}
