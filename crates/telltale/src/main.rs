@@ -10,6 +10,7 @@ mod process;
 mod query;
 mod run;
 mod sim;
+mod spike;
 
 use std::path::PathBuf;
 
@@ -73,6 +74,8 @@ enum Command {
     Compact(query::CompactArgs),
     /// Validate the config files and print what they mean.
     CheckConfig(check::CheckArgs),
+    /// Start a load spike or an incident in a running simulator, or print its plan.
+    Spike(spike::SpikeArgs),
 }
 
 fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
@@ -104,6 +107,7 @@ fn main() -> std::process::ExitCode {
         Command::Sim(args) => sim::run(args),
         Command::Process(args) => process::run(args),
         Command::Run(args) => run::run(args),
+        Command::Spike(args) => spike::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
