@@ -21,9 +21,12 @@
 //!   simulated hour). Service profiles come from `[services.NAME.sim]`.
 //! - [`run`] drives it into an [`Output`], as fast as possible or paced to the wall clock,
 //!   and can share it with a control API through a [`SimHandle`].
+//! - [`control_router`] is that control API over HTTP: `GET /control`,
+//!   `POST /control/spike`, `POST /control/incident`.
 
 #![warn(missing_docs)]
 
+mod control;
 mod format;
 mod http;
 mod probe;
@@ -33,6 +36,10 @@ mod sim;
 
 use std::time::Duration;
 
+pub use control::{
+    ControlError, ControlErrorBody, ControlStatus, IncidentRequest, IncidentStatus,
+    MAX_CONTROL_DURATION, MAX_SPIKE_FACTOR, SpikeRequest, SpikeStatus, control_router,
+};
 pub use profile::{DEFAULT_SERVICES, ServiceProfile, fnv1a64};
 pub use run::{Output, RunOptions, RunSummary, SimHandle, StopReason, run, wall_now_us};
 pub use sim::{

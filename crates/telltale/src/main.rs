@@ -11,6 +11,7 @@ mod process;
 mod query;
 mod run;
 mod sim;
+mod spike;
 
 use std::path::PathBuf;
 
@@ -76,6 +77,8 @@ enum Command {
     CheckConfig(check::CheckArgs),
     /// Load `POST /v1/events` of a running processor, then check its lake (loopback only).
     Loadtest(loadtest::LoadtestArgs),
+    /// Start a load spike or an incident in a running simulator, or print its plan.
+    Spike(spike::SpikeArgs),
 }
 
 fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
@@ -108,6 +111,7 @@ fn main() -> std::process::ExitCode {
         Command::Process(args) => process::run(args),
         Command::Run(args) => run::run(args),
         Command::Loadtest(args) => loadtest::run(args),
+        Command::Spike(args) => spike::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -144,6 +144,7 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
                 &running,
                 &listen,
                 args.input.clone(),
+                None,
                 shutdown_signal(),
             ))
         }
@@ -222,12 +223,14 @@ pub fn drain_input(
 }
 
 /// Serves HTTP until Ctrl-C or SIGTERM (or `stop` turns true), optionally reading an
-/// input alongside; then stops accepting and flushes the pipeline.
+/// input alongside; then stops accepting and flushes the pipeline. `extra_routes` are
+/// served beside the processor's (e.g. the simulator's control API in `telltale run`).
 pub async fn serve(
     loaded: &Loaded,
     running: &Running,
     listen: &str,
     input: Option<PathBuf>,
+    extra_routes: Option<axum::Router>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr: SocketAddr = listen.parse().with_context(|| {
@@ -247,7 +250,8 @@ pub async fn serve(
         );
     }
     let pipeline = running.pipeline.clone();
-    let app = router(pipeline.clone(), settings, Arc::clone(&running.view));
+    let app = router(pipeline.clone(), settings, Arc::clone(&running.view))
+        .merge(extra_routes.unwrap_or_default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let summary = tokio::spawn(telltale_processor::summary::run(
         Arc::clone(pipeline.metrics()),

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use telltale_processor::IngestBatch;
-use telltale_sim::{Output, RunOptions, SimConfig, SimHandle, Simulator};
+use telltale_sim::{Output, RunOptions, SimConfig, SimHandle, Simulator, control_router};
 
 use crate::ConfigArgs;
 use crate::config_load::load;
@@ -81,27 +81,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             })
         };
 
-        let catalog = loaded.catalog.clone();
-        let probe_target = Some(args.probe_target.clone());
-        let incidents = !args.no_incidents;
-        let rate = args.rate;
+        let now = chrono::Utc::now().timestamp_micros();
         let backfill = args.backfill;
+        let start = backfill.map_or(now, |b| {
+            now - i64::try_from(b.as_micros()).unwrap_or(i64::MAX / 2)
+        });
+        let cfg = SimConfig {
+            seed,
+            start_us: start,
+            rate: args.rate,
+            probe_target: Some(args.probe_target.clone()),
+            probe_interval: Duration::from_secs(10),
+            incidents: !args.no_incidents,
+        };
+        // One simulator for history and live, so the backfill flows into live traffic;
+        // the control API (`telltale spike`) steers it through a second handle.
+        let sim = SimHandle::new(Simulator::new(&loaded.catalog, cfg));
+        let control = control_router(sim.clone());
         let sim_stop = stop_rx.clone();
         let simulator = tokio::spawn(async move {
-            let now = chrono::Utc::now().timestamp_micros();
-            let start = backfill.map_or(now, |b| {
-                now - i64::try_from(b.as_micros()).unwrap_or(i64::MAX / 2)
-            });
-            let cfg = SimConfig {
-                seed,
-                start_us: start,
-                rate,
-                probe_target,
-                probe_interval: Duration::from_secs(10),
-                incidents,
-            };
-            // One simulator for history and live, so the backfill flows into live traffic.
-            let sim = SimHandle::new(Simulator::new(&catalog, cfg));
             if backfill.is_some() {
                 let opts = RunOptions {
                     paced: false,
@@ -125,7 +123,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             anyhow::Ok(())
         });
 
-        let served = serve(&loaded, &running, &listen, None, shutdown_signal()).await;
+        tracing::info!(
+            "simulator control API on the same address: GET /control, POST /control/spike, POST /control/incident (telltale spike)"
+        );
+        let served = serve(
+            &loaded,
+            &running,
+            &listen,
+            None,
+            Some(control),
+            shutdown_signal(),
+        )
+        .await;
         let _ = stop_tx.send(true);
         simulator.await.context("simulator panicked")??;
         consumer.await.context("ingest task panicked")??;

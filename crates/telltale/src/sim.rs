@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use telltale_sim::{Output, RunOptions, SimConfig, SimHandle, Simulator, default_start_us};
+use telltale_sim::{
+    Output, RunOptions, SimConfig, SimHandle, Simulator, control_router, default_start_us,
+};
 
 use crate::ConfigArgs;
 use crate::config_load::load;
@@ -55,6 +57,11 @@ pub struct SimArgs {
     /// Lines per HTTP request or channel batch.
     #[arg(long, default_value_t = 5000)]
     pub batch_lines: usize,
+    /// Serve the control API on this address (e.g. 127.0.0.1:8081) so `telltale spike`
+    /// can start load spikes and incidents while the simulator runs. Needs --rate (real
+    /// time). Off when not given.
+    #[arg(long, env = "TELLTALE_CONTROL_LISTEN", value_name = "ADDR")]
+    pub control_listen: Option<String>,
 }
 
 pub fn parse_output(spec: &str, token: Option<String>, gzip: bool) -> Output {
@@ -79,6 +86,14 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         && !(r.is_finite() && r > 0.0)
     {
         anyhow::bail!("--rate {r} must be a positive number of events per second");
+    }
+    if let Some(listen) = &args.control_listen
+        && args.rate.is_none()
+    {
+        anyhow::bail!(
+            "--control-listen {listen} needs --rate: the control API steers a simulator \
+             running in real time, e.g. --rate 200"
+        );
     }
     let now = now_us();
     let rate = args.rate.unwrap_or(DEFAULT_VIRTUAL_RATE);
@@ -120,6 +135,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         let start = explicit_start.unwrap_or(now - span);
         // One simulator for history and live, so the backfill flows into live traffic.
         let sim = SimHandle::new(Simulator::new(&loaded.catalog, cfg(start)));
+        let control = runtime.block_on(ControlServer::start_if(&args.control_listen, &sim))?;
         let opts = RunOptions {
             paced: false,
             count: args.count,
@@ -127,19 +143,18 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
             batch_max_lines: args.batch_lines,
             progress: true,
         };
-        let summary = runtime.block_on(telltale_sim::run(
-            sim.clone(),
-            opts,
-            output(),
-            stop_rx.clone(),
-        ))?;
-        tracing::info!(lines = summary.lines, "backfill done");
-        if args.rate.is_none() || *stop_rx.borrow() {
-            return Ok(());
-        }
-        let opts = live_options(&args, now);
-        runtime.block_on(telltale_sim::run(sim, opts, output(), stop_rx))?;
-        return Ok(());
+        let simulated = runtime.block_on(async {
+            let summary = telltale_sim::run(sim.clone(), opts, output(), stop_rx.clone()).await?;
+            tracing::info!(lines = summary.lines, "backfill done");
+            if args.rate.is_none() || *stop_rx.borrow() {
+                return anyhow::Ok(());
+            }
+            let opts = live_options(&args, now);
+            telltale_sim::run(sim, opts, output(), stop_rx).await?;
+            anyhow::Ok(())
+        });
+        let stopped = runtime.block_on(ControlServer::stop(control));
+        return simulated.and(stopped);
     }
 
     let paced = args.rate.is_some();
@@ -148,17 +163,73 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         .or_else(|| args.count.map(|c| Duration::from_secs_f64(c as f64 / rate)));
     let start =
         explicit_start.unwrap_or_else(|| default_start_us(args.seed.is_some(), paced, span, now));
-    let sim = Simulator::new(&loaded.catalog, cfg(start));
+    let sim = SimHandle::new(Simulator::new(&loaded.catalog, cfg(start)));
+    let control = runtime.block_on(ControlServer::start_if(&args.control_listen, &sim))?;
     let mut opts = live_options(&args, start);
     opts.paced = paced;
     opts.progress = !paced && !matches!(output(), Output::Stdout);
-    let summary = runtime.block_on(telltale_sim::run(sim, opts, output(), stop_rx))?;
+    let simulated = runtime.block_on(telltale_sim::run(sim, opts, output(), stop_rx));
+    let stopped = runtime.block_on(ControlServer::stop(control));
+    let summary = simulated?;
+    stopped?;
     tracing::info!(
         lines = summary.lines,
         bytes = summary.bytes,
         "simulation done"
     );
     Ok(())
+}
+
+/// The control API served beside a running simulator (`--control-listen`).
+struct ControlServer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl ControlServer {
+    /// Binds `listen`, when given, and serves the control API over `sim` until
+    /// [`stop`](Self::stop).
+    async fn start_if(listen: &Option<String>, sim: &SimHandle) -> anyhow::Result<Option<Self>> {
+        let Some(listen) = listen else {
+            return Ok(None);
+        };
+        let addr: std::net::SocketAddr = listen.parse().with_context(|| {
+            format!(
+                "--control-listen {listen:?} is not an address: use host:port, e.g. 127.0.0.1:8081"
+            )
+        })?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("binding the control API to {addr} (is the port taken? pick another with --control-listen)")
+        })?;
+        let local = listener.local_addr().unwrap_or(addr);
+        tracing::info!(
+            "control API on http://{local}/control: e.g. `telltale spike --control http://{local} --factor 10 --for 60s`"
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = control_router(sim.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    // A dropped sender stops the server too.
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(Some(Self { stop, task }))
+    }
+
+    /// Stops serving (once open requests are answered).
+    async fn stop(server: Option<Self>) -> anyhow::Result<()> {
+        let Some(server) = server else {
+            return Ok(());
+        };
+        let _ = server.stop.send(());
+        server
+            .task
+            .await
+            .context("the control API task panicked")?
+            .context("the control API server failed")
+    }
 }
 
 fn live_options(args: &SimArgs, start_us: i64) -> RunOptions {

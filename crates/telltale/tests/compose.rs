@@ -177,8 +177,17 @@ fn compose_file_is_valid_and_complete() {
             "--rate",
             "200",
             "--output",
-            "http://telltale-processor:8080/v1/events"
+            "http://telltale-processor:8080/v1/events",
+            "--control-listen",
+            "0.0.0.0:8081"
         ]
+    );
+    // ... and publishes its control API for `telltale spike` on the host.
+    let published = serde_norway::to_string(&cfg["services"]["telltale-simulator"]["ports"])
+        .expect("simulator ports");
+    assert!(
+        published.contains("8081") && published.contains("127.0.0.1"),
+        "the simulator publishes its control API port 8081 on 127.0.0.1: {published}"
     );
 
     // Grafana gets the provisioning, the dashboards and the alert rules.
