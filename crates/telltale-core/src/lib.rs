@@ -7,10 +7,11 @@
 //!                                                                   └──▶ [rollup] ──RollupRow──▶ lake, InfluxDB
 //! ```
 //!
-//! Event model, configuration, line validation, flagging and rollups. No I/O, no async
-//! runtime: every function here takes values and returns values, so it is tested directly
-//! and can run on any thread.
+//! Event model, configuration, line validation, flagging, rollups, SLO math and the
+//! autoscaler's policy. No I/O, no async runtime: every function here takes values and
+//! returns values, so it is tested directly and can run on any thread.
 
+pub mod autoscale;
 pub mod config;
 pub mod event;
 pub mod flag;

@@ -182,6 +182,24 @@ pub struct PipelinePoint {
     pub buffered_rows: u64,
     /// Parquet files written since the process started.
     pub files_written_total: u64,
+    /// Request body bytes per second offered to HTTP ingest since the previous sample,
+    /// refused requests included.
+    pub offered_bytes_rate: f64,
+    /// Request body bytes per second of ingest requests processed since the previous
+    /// sample; the gap to `offered_bytes_rate` is what overload refused.
+    pub accepted_bytes_rate: f64,
+    /// Ingest requests refused with 429/503 for overload since the process started.
+    pub overload_rejected_total: u64,
+    /// Processing workers running now.
+    pub workers: u64,
+    /// Autoscaler decisions to add a worker since the process started.
+    pub scale_ups_total: u64,
+    /// Autoscaler decisions to remove a worker since the process started.
+    pub scale_downs_total: u64,
+    /// Ingest batches waiting for a processing worker.
+    pub parse_backlog: u64,
+    /// CPU the process used over the last autoscaler interval, in cores.
+    pub cpu_cores_used: f64,
 }
 
 impl ToLineProtocol for PipelinePoint {
@@ -196,6 +214,14 @@ impl ToLineProtocol for PipelinePoint {
                 .field_u64("queue_depth", self.queue_depth)
                 .field_u64("buffered_rows", self.buffered_rows)
                 .field_u64("files_written", self.files_written_total)
+                .field_f64("offered_bytes_rate", self.offered_bytes_rate)
+                .field_f64("accepted_bytes_rate", self.accepted_bytes_rate)
+                .field_u64("overload_rejected", self.overload_rejected_total)
+                .field_u64("parse_backlog", self.parse_backlog)
+                .field_u64("workers", self.workers)
+                .field_u64("scale_ups", self.scale_ups_total)
+                .field_u64("scale_downs", self.scale_downs_total)
+                .field_f64("cpu_cores_used", self.cpu_cores_used)
                 .finish(ts),
         );
         // A measurement of its own: tagged points in `pipeline` would make every
@@ -326,6 +352,14 @@ pub(crate) mod tests {
             queue_depth: 2,
             buffered_rows: 2311,
             files_written_total: 61,
+            offered_bytes_rate: 1_572_864.0,
+            accepted_bytes_rate: 1_048_576.5,
+            overload_rejected_total: 17,
+            workers: 3,
+            scale_ups_total: 4,
+            scale_downs_total: 1,
+            parse_backlog: 9,
+            cpu_cores_used: 1.75,
         }]);
         insta::assert_snapshot!(out);
     }

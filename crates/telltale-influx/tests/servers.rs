@@ -225,6 +225,14 @@ async fn v1_write_then_influxql_reads_back_exactly_what_was_written() {
         queue_depth: 2,
         buffered_rows: 2311,
         files_written_total: 61,
+        offered_bytes_rate: 1_572_864.0,
+        accepted_bytes_rate: 1_048_576.5,
+        overload_rejected_total: 17,
+        workers: 3,
+        scale_ups_total: 4,
+        scale_downs_total: 1,
+        parse_backlog: 9,
+        cpu_cores_used: 1.75,
     };
     sink.send(&[&pipe]);
 
@@ -304,12 +312,32 @@ async fn v1_write_then_influxql_reads_back_exactly_what_was_written() {
     let pipeline_row = json!({
         "time": pms, "ingest_rate": 412.5, "accepted": 10_234, "rejected": 7,
         "lag_seconds": 0.75, "queue_depth": 2, "buffered_rows": 2311, "files_written": 61,
+        "offered_bytes_rate": 1_572_864.0, "accepted_bytes_rate": 1_048_576.5,
+        "overload_rejected": 17, "workers": 3, "scale_ups": 4, "scale_downs": 1,
+        "parse_backlog": 9, "cpu_cores_used": 1.75,
     });
     assert_same_rows(
         "pipeline",
         &server.select_all(DB, "pipeline").await,
         &[pipeline_row.as_object().unwrap().clone()],
     );
+    let types = field_types(&server, "pipeline").await;
+    for k in [
+        "overload_rejected",
+        "workers",
+        "scale_ups",
+        "scale_downs",
+        "parse_backlog",
+    ] {
+        assert_eq!(types[k], "integer", "{k} is a count");
+    }
+    for k in [
+        "offered_bytes_rate",
+        "accepted_bytes_rate",
+        "cpu_cores_used",
+    ] {
+        assert_eq!(types[k], "float", "{k}");
+    }
     let rejects: Vec<_> = [("invalid_json", 5), ("bad reason,=x", 2)]
         .iter()
         .map(|(r, n)| {

@@ -786,6 +786,31 @@ async fn dashboards_and_alert_rules_show_the_incident() {
     assert_eq!(totals.last("accepted"), g.good_lines as f64);
     assert_eq!(totals.last("rejected"), BAD_LINES.len() as f64);
 
+    // The load-spike row. The input is a file, not HTTP: no overload refusals; every
+    // panel still has the two runs' samples to draw.
+    let events = r("pipeline-health.json / Accepted events/s / A");
+    assert!(
+        events[0]
+            .points("ingest_rate")
+            .iter()
+            .any(|(_, v)| *v > 0.0),
+        "events were accepted: {events:?}"
+    );
+    let refused = r("pipeline-health.json / Overload refusals (429/503) / A");
+    let refused = refused[0].points("refused");
+    assert!(
+        !refused.is_empty() && refused.iter().all(|(_, v)| *v == 0.0),
+        "file input is never refused for overload: {refused:?}"
+    );
+    let scaling = &r("pipeline-health.json / Workers and scaling decisions / B")[0];
+    for column in ["scale_ups", "scale_downs"] {
+        let decisions = scaling.points(column);
+        assert!(
+            !decisions.is_empty() && decisions.iter().all(|(_, v)| *v >= 0.0),
+            "{column}: {decisions:?}"
+        );
+    }
+
     check_rules(&lake, &rules, &g).await;
 }
 
