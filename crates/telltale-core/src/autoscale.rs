@@ -662,47 +662,6 @@ mod tests {
         assert!(err.to_string().contains("max_worker"), "{err}");
     }
 
-    #[test]
-    fn telltale_toml_documents_every_key_with_its_default() {
-        // The section is commented out in the shipped file; its `# key = value` lines,
-        // uncommented, must be every key and parse to the defaults, so the file cannot
-        // drift from the code.
-        let text = include_str!("../../../config/telltale.toml");
-        let section: Vec<&str> = text
-            .lines()
-            .skip_while(|l| *l != "# [autoscale]")
-            .take_while(|l| l.starts_with('#'))
-            .collect();
-        assert!(
-            !section.is_empty(),
-            "telltale.toml has a `# [autoscale]` section"
-        );
-        let is_key = |rest: &str| {
-            rest.starts_with('[')
-                || rest
-                    .split_once(" = ")
-                    .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
-        };
-        let uncommented: Vec<&str> = section
-            .iter()
-            .map(|l| match l.strip_prefix("# ") {
-                Some(rest) if is_key(rest) => rest,
-                _ => l,
-            })
-            .collect();
-        let uncommented = uncommented.join("\n");
-        let parsed: Section = toml::from_str(&uncommented).unwrap();
-        assert_eq!(parsed.autoscale, AutoscaleConfig::default());
-        let written: toml::Table = toml::from_str(&uncommented).unwrap();
-        let defaults = toml::Table::try_from(AutoscaleConfig::default()).unwrap();
-        let keys = |t: &toml::Table| t.keys().cloned().collect::<Vec<_>>();
-        assert_eq!(
-            keys(written["autoscale"].as_table().unwrap()),
-            keys(&defaults),
-            "every key is documented"
-        );
-    }
-
     fn config() -> impl Strategy<Value = AutoscaleConfig> {
         (
             1usize..4,

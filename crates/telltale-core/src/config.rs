@@ -545,6 +545,8 @@ pub struct PipelineConfig {
     pub alertmanager: crate::sinks::AlertmanagerConfig,
     /// Write-ahead log of ingested batches (durability of acknowledged HTTP batches).
     pub wal: WalConfig,
+    /// Scaling of the HTTP ingest's processing workers by backlog and CPU.
+    pub autoscale: crate::autoscale::AutoscaleConfig,
 }
 
 /// `[server]`
@@ -856,6 +858,7 @@ impl PipelineConfig {
                 "must be at least 1048576 (1 MiB), e.g. 67108864",
             ));
         }
+        self.autoscale.validate(file)?;
         self.influx.validate(file)?;
         self.alertmanager.validate(file)?;
         Ok(())

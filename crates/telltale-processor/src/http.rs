@@ -8,16 +8,20 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 
+use telltale_core::autoscale::AutoscaleConfig;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::metrics::{CodeLabel, ReasonLabel};
 use crate::outputs::SloView;
 use crate::pipeline::{BatchOutcome, IngestBatch, Pipeline, PipelineError};
+use crate::pool::{IngestPool, Refused};
 
 /// Settings of the HTTP edge.
 #[derive(Debug, Clone)]
@@ -26,6 +30,25 @@ pub struct HttpSettings {
     pub tokens: Vec<String>,
     /// Largest body, compressed and decompressed.
     pub max_body_bytes: usize,
+    /// Body bytes all requests in flight may hold together (429 above).
+    pub max_inflight_bytes: usize,
+    /// Batches that may wait for a processing worker (429 above).
+    pub queue_batches: usize,
+    /// Worker pool scaling.
+    pub autoscale: AutoscaleConfig,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        let server = telltale_core::config::ServerConfig::default();
+        Self {
+            tokens: Vec::new(),
+            max_body_bytes: server.max_body_bytes,
+            max_inflight_bytes: server.max_inflight_bytes,
+            queue_batches: server.queue_batches,
+            autoscale: AutoscaleConfig::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +56,8 @@ struct AppState {
     pipeline: Pipeline,
     settings: Arc<HttpSettings>,
     view: Arc<SloView>,
+    pool: IngestPool,
+    inflight: Arc<Semaphore>,
 }
 
 /// Everything that can go wrong for a client, with its status code.
@@ -53,9 +78,15 @@ pub enum ApiError {
     /// The body could not be read or decompressed.
     #[error("could not read the request body: {0}")]
     BadBody(String),
-    /// The pipeline is shutting down.
+    /// The pipeline is shutting down (or cannot write its log).
     #[error("the processor is shutting down; retry against another instance or later")]
     Unavailable,
+    /// Too much in flight: refused before reading the body, so memory stays bounded.
+    #[error("the processor is overloaded ({reason}); retry after the Retry-After delay")]
+    Overloaded {
+        /// `memory` (in-flight body bytes) or `queue` (batches waiting for a worker).
+        reason: &'static str,
+    },
     /// A bug or an unexpected failure.
     #[error("internal error: {0}")]
     Internal(String),
@@ -70,6 +101,7 @@ impl ApiError {
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,7 +110,7 @@ impl ApiError {
 impl From<PipelineError> for ApiError {
     fn from(e: PipelineError) -> Self {
         match e {
-            PipelineError::WriterGone => ApiError::Unavailable,
+            PipelineError::WriterGone | PipelineError::WalFailed => ApiError::Unavailable,
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -108,6 +140,10 @@ impl IntoResponse for ApiError {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
+            ApiError::Overloaded { .. } => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
             _ => {}
         }
         resp
@@ -117,10 +153,20 @@ impl IntoResponse for ApiError {
 /// The ingest routes, ready to be served or nested.
 pub fn router(pipeline: Pipeline, settings: HttpSettings, view: Arc<SloView>) -> Router {
     let max_body = settings.max_body_bytes;
+    let pool = IngestPool::start(
+        settings.queue_batches,
+        settings.autoscale.clone(),
+        Arc::clone(pipeline.metrics()),
+    );
+    let inflight = Arc::new(Semaphore::new(
+        settings.max_inflight_bytes.min(Semaphore::MAX_PERMITS),
+    ));
     let state = AppState {
         pipeline,
         settings: Arc::new(settings),
         view,
+        pool,
+        inflight,
     };
     Router::new()
         .route("/", get(status_page))
@@ -152,18 +198,93 @@ struct IngestResponse {
     outcome: BatchOutcome,
 }
 
-async fn ingest(
-    State(state): State<AppState>,
+async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let metrics = Arc::clone(state.pipeline.metrics());
+    let response = match ingest_batch(state, headers, body).await {
+        Ok((status, json)) => (status, json).into_response(),
+        Err(e) => {
+            if let ApiError::Overloaded { reason } = &e {
+                metrics
+                    .overload_rejections
+                    .get_or_create(&ReasonLabel {
+                        reason: (*reason).to_owned(),
+                    })
+                    .inc();
+            }
+            if matches!(e, ApiError::Unavailable) {
+                metrics
+                    .overload_rejections
+                    .get_or_create(&ReasonLabel {
+                        reason: "shutting_down".to_owned(),
+                    })
+                    .inc();
+            }
+            e.into_response()
+        }
+    };
+    metrics
+        .http_responses
+        .get_or_create(&CodeLabel {
+            code: response.status().as_u16().to_string(),
+        })
+        .inc();
+    response
+}
+
+/// Body bytes held by a request, given back (to the budget and the gauge) when dropped.
+struct InflightBytes {
+    _permit: OwnedSemaphorePermit,
+    bytes: i64,
+    metrics: Arc<crate::Metrics>,
+}
+
+impl Drop for InflightBytes {
+    fn drop(&mut self) {
+        self.metrics
+            .inflight_bytes
+            .inner()
+            .fetch_sub(self.bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+async fn ingest_batch(
+    state: AppState,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
     authorize(&headers, &state.settings.tokens)?;
+    let metrics = Arc::clone(state.pipeline.metrics());
     let limit = state.settings.max_body_bytes;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    metrics.offered_bytes.inc_by(declared.unwrap_or(0) as u64);
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    // Reserve the body's bytes before reading it: under overload the request is refused
+    // here, and memory never holds more than `max_inflight_bytes` of bodies.
+    let need = declared.unwrap_or(limit).clamp(1, limit);
+    let permit = Arc::clone(&state.inflight)
+        .try_acquire_many_owned(u32::try_from(need).unwrap_or(u32::MAX))
+        .map_err(|_| ApiError::Overloaded { reason: "memory" })?;
+    metrics
+        .inflight_bytes
+        .inner()
+        .fetch_add(need as i64, std::sync::atomic::Ordering::Relaxed);
+    let held = InflightBytes {
+        _permit: permit,
+        bytes: need as i64,
+        metrics: Arc::clone(&metrics),
+    };
+    let body = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
             ApiError::BodyTooLarge { limit }
         } else {
-            ApiError::BadBody(e.body_text())
+            ApiError::BadBody(e.to_string())
         }
     })?;
     let encoding = headers
@@ -174,14 +295,29 @@ async fn ingest(
         Some("gzip") | Some("x-gzip") => true,
         Some(other) => return Err(ApiError::UnsupportedEncoding(other.to_owned())),
     };
+    let body_len = body.len() as u64;
     let pipeline = state.pipeline.clone();
-    // Decompression and parsing are CPU work: keep them off the I/O runtime.
-    let outcome = tokio::task::spawn_blocking(move || -> Result<BatchOutcome, ApiError> {
-        let data = if gzip { gunzip(&body, limit)? } else { body };
-        Ok(pipeline.ingest(IngestBatch::whole(data, "http"))?)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // Decompression and parsing are CPU work: a processing worker does them, off the I/O
+    // runtime; a full queue refuses the request now rather than queueing it in memory.
+    state
+        .pool
+        .try_submit(move || {
+            let result = (|| -> Result<BatchOutcome, ApiError> {
+                let data = if gzip { gunzip(&body, limit)? } else { body };
+                Ok(pipeline.ingest(IngestBatch::whole(data, "http"))?)
+            })();
+            let _ = tx.send(result);
+        })
+        .map_err(|refused| match refused {
+            Refused::QueueFull => ApiError::Overloaded { reason: "queue" },
+            Refused::Stopped => ApiError::Unavailable,
+        })?;
+    let outcome = rx
+        .await
+        .map_err(|_| ApiError::Internal("the processing worker stopped".into()))??;
+    drop(held);
+    metrics.accepted_bytes.inc_by(body_len);
     // A batch of nothing but bad lines is the client's error; a mixed batch is accepted.
     let status = if outcome.accepted == 0 && outcome.rejected > 0 {
         StatusCode::BAD_REQUEST

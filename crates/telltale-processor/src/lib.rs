@@ -18,6 +18,7 @@ pub mod http;
 pub mod metrics;
 pub mod outputs;
 pub mod pipeline;
+pub mod pool;
 pub mod source;
 pub mod summary;
 pub mod wal;

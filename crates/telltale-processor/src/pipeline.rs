@@ -183,7 +183,7 @@ pub struct WalSettings {
 impl WalSettings {
     /// From `[wal]`, with the log in `dir`; `None` when the log is off.
     pub fn from_config(cfg: &WalConfig, dir: PathBuf) -> Option<Self> {
-        cfg.enabled.then(|| Self {
+        cfg.enabled.then_some(Self {
             dir,
             sync: cfg.sync,
             sync_interval: cfg.sync_interval,

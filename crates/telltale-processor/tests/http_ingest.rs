@@ -45,6 +45,7 @@ impl Server {
             HttpSettings {
                 tokens,
                 max_body_bytes,
+                ..HttpSettings::default()
             },
             view,
         );

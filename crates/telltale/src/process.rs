@@ -15,6 +15,7 @@ use telltale_lake::query::{QueryEngine, rollup_minutes_since};
 use telltale_processor::alertmanager::{Notifier, NotifierSettings};
 use telltale_processor::http::{HttpSettings, router};
 use telltale_processor::outputs::{AlertDelivery, Outputs, SloView};
+use telltale_processor::pipeline::WalSettings;
 use telltale_processor::source::{BatchSource, DrainSummary, ReaderSource, drain_source};
 use telltale_processor::summary::{Snapshot, pipeline_point};
 use telltale_processor::{Metrics, Pipeline, PipelineSettings};
@@ -50,10 +51,24 @@ const SLO_HISTORY: Duration = Duration::from_secs(31 * 86_400);
 
 /// Starts a pipeline over the lake in `loaded.data_dir`, with the SLO engine primed from
 /// the lake's rollups and the InfluxDB and Alertmanager outputs when configured. Must run
-/// inside a tokio runtime (the sinks spawn tasks).
-pub async fn start_pipeline(loaded: &Loaded) -> anyhow::Result<Running> {
+/// inside a multi-threaded tokio runtime (the sinks spawn tasks). `logged`: ingest goes
+/// through the write-ahead log (when `[wal]` enables it); a file read to its end is its
+/// own log (run it again), so it does not.
+pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&loaded.data_dir)
         .with_context(|| format!("creating data dir {}", loaded.data_dir.display()))?;
+    // The replay comes first, so the lake holds everything acknowledged before a crash
+    // when the SLO engine is primed from it.
+    let store = Arc::new(LocalDisk::new(&loaded.data_dir));
+    let mut settings = PipelineSettings::from_config(&loaded.pipeline, Arc::clone(&loaded.catalog));
+    settings.queue_capacity = loaded.pipeline.server.queue_batches;
+    if logged {
+        settings.wal = WalSettings::from_config(&loaded.pipeline.wal, loaded.data_dir.join("wal"));
+    }
+    let pipeline = tokio::task::block_in_place(|| {
+        Pipeline::start(settings, store, Arc::new(Metrics::new()), None)
+    })
+    .context("starting the pipeline (replaying the write-ahead log)")?;
     let mut slo = SloEngine::new(&loaded.catalog, SloSettings::default())
         .context("configuring the SLO engine")?;
     let since = chrono::Utc::now().timestamp_micros() - SLO_HISTORY.as_micros() as i64;
@@ -95,9 +110,9 @@ pub async fn start_pipeline(loaded: &Loaded) -> anyhow::Result<Running> {
     };
     let view = Arc::new(SloView::default());
     let outputs = Outputs::new(slo, influx.clone(), alerts, Arc::clone(&view));
-    let store = Arc::new(LocalDisk::new(&loaded.data_dir));
-    let settings = PipelineSettings::from_config(&loaded.pipeline, Arc::clone(&loaded.catalog));
-    let pipeline = Pipeline::start(settings, store, Arc::new(Metrics::new()), Some(outputs))?;
+    // Outputs see only what arrives from now on; what the replay wrote is in the lake,
+    // where the SLO engine was primed from.
+    pipeline.attach_outputs(outputs)?;
     Ok(Running {
         pipeline,
         view,
@@ -108,7 +123,8 @@ pub async fn start_pipeline(loaded: &Loaded) -> anyhow::Result<Running> {
 pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
     let loaded = load(&args.config)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let running = runtime.block_on(start_pipeline(&loaded))?;
+    let file_only = args.input.is_some() && args.listen.is_none();
+    let running = runtime.block_on(start_pipeline(&loaded, !file_only))?;
     tracing::info!(data_dir = %loaded.data_dir.display(), "processor started");
     let result = match (&args.input, &args.listen) {
         (Some(input), None) => {
@@ -149,7 +165,17 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
             ))
         }
     };
-    let finished = runtime.block_on(finish(&running));
+    let timeout = loaded.pipeline.server.shutdown_timeout;
+    let finished = runtime.block_on(async {
+        match tokio::time::timeout(timeout, finish(&running)).await {
+            Ok(r) => r,
+            Err(_) => Err(anyhow::anyhow!(
+                "shutdown did not finish within server.shutdown_timeout ({}); what was \
+                 acknowledged is in the write-ahead log and is replayed at the next start",
+                humantime::format_duration(timeout)
+            )),
+        }
+    });
     result.and(finished)
 }
 
@@ -242,6 +268,9 @@ pub async fn serve(
     let settings = HttpSettings {
         tokens: ingest_tokens(&loaded.pipeline)?,
         max_body_bytes: loaded.pipeline.server.max_body_bytes,
+        max_inflight_bytes: loaded.pipeline.server.max_inflight_bytes,
+        queue_batches: loaded.pipeline.server.queue_batches,
+        autoscale: loaded.pipeline.autoscale.clone(),
     };
     if !settings.tokens.is_empty() {
         tracing::info!(

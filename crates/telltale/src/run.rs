@@ -43,7 +43,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let loaded = load(&args.config)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let running = runtime.block_on(start_pipeline(&loaded))?;
+    let running = runtime.block_on(start_pipeline(&loaded, true))?;
     let pipeline = running.pipeline.clone();
     let listen = args
         .listen
