@@ -231,6 +231,24 @@ async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     response
 }
 
+/// Reads and drops a refused request's body, chunk by chunk (no memory held), so the
+/// client gets the answer instead of a connection reset while it is still sending. Stops
+/// after twice the body limit or 10 s; then the connection is closed.
+async fn discard(body: Body, limit: usize) {
+    use http_body_util::BodyExt;
+    let drain = async {
+        let mut body = body;
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > limit.saturating_mul(2) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drain).await;
+}
+
 /// Body bytes held by a request, given back (to the budget and the gauge) when dropped.
 struct InflightBytes {
     _permit: OwnedSemaphorePermit,
@@ -261,14 +279,18 @@ async fn ingest_batch(
         .and_then(|v| v.parse::<usize>().ok());
     metrics.offered_bytes.inc_by(declared.unwrap_or(0) as u64);
     if declared.is_some_and(|n| n > limit) {
+        discard(body, limit).await;
         return Err(ApiError::BodyTooLarge { limit });
     }
     // Reserve the body's bytes before reading it: under overload the request is refused
     // here, and memory never holds more than `max_inflight_bytes` of bodies.
     let need = declared.unwrap_or(limit).clamp(1, limit);
-    let permit = Arc::clone(&state.inflight)
-        .try_acquire_many_owned(u32::try_from(need).unwrap_or(u32::MAX))
-        .map_err(|_| ApiError::Overloaded { reason: "memory" })?;
+    let Ok(permit) =
+        Arc::clone(&state.inflight).try_acquire_many_owned(u32::try_from(need).unwrap_or(u32::MAX))
+    else {
+        discard(body, limit).await;
+        return Err(ApiError::Overloaded { reason: "memory" });
+    };
     metrics
         .inflight_bytes
         .inner()

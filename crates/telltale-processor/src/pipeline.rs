@@ -896,6 +896,7 @@ impl WriterLoop {
         match marker {
             Marker::Idle => {
                 let rows = self.rollups.drain_all();
+                self.dirty |= !rows.is_empty();
                 self.emit_rollups(rows, now)?;
             }
             Marker::Checkpoint => self.checkpoint(lsn)?,
