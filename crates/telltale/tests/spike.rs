@@ -1,9 +1,11 @@
 //! `telltale spike` against real simulators: `telltale sim --control-listen` writing a
 //! file in real time, and `telltale run` serving the control API beside the processor.
 
+mod common;
+
+use common::{free_port, repo_root};
 use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,21 +19,6 @@ fn bin() -> Command {
         .env_remove("TELLTALE_CONTROL_LISTEN")
         .env("TELLTALE_LOG", "warn");
     c
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn text(out: &Output) -> String {
