@@ -61,6 +61,10 @@ pub enum PipelineError {
     /// Replaying the write-ahead log failed.
     #[error("replaying the write-ahead log: {0}")]
     Replay(String),
+    /// The writer failed carrying out a flush or checkpoint (the message of the cause,
+    /// passed on to a waiting caller).
+    #[error("{0}")]
+    Writer(String),
 }
 
 impl PipelineError {
@@ -70,7 +74,7 @@ impl PipelineError {
         match self {
             PipelineError::WriterGone => PipelineError::WriterGone,
             PipelineError::WalFailed => PipelineError::WalFailed,
-            other => PipelineError::Replay(other.to_string()),
+            other => PipelineError::Writer(other.to_string()),
         }
     }
 }
@@ -143,7 +147,7 @@ enum WriterMsg {
     Marker {
         lsn: u64,
         marker: Marker,
-        reply: Option<SyncSender<Result<(), LakeError>>>,
+        reply: Option<SyncSender<Result<(), PipelineError>>>,
     },
     /// Start sending rollups and probes to the outputs (after a replay).
     AttachOutputs(Box<Outputs>),
@@ -161,7 +165,7 @@ enum Control {
     /// Log a writer decision and carry it out; `reply` is told when done.
     Marker {
         marker: Marker,
-        reply: Option<SyncSender<Result<(), LakeError>>>,
+        reply: Option<SyncSender<Result<(), PipelineError>>>,
     },
     /// Hand the outputs to the writer (not logged: outputs are not lake state).
     Attach(Box<Outputs>),
@@ -548,7 +552,7 @@ impl Pipeline {
             .map_err(|_| PipelineError::WriterGone)?;
         match reply_rx.recv() {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(PipelineError::Lake(e)),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(PipelineError::WriterGone),
         }
     }
@@ -716,10 +720,7 @@ impl Sequencer {
                     reply: Some(reply), ..
                 } = c
                 {
-                    let _ = reply.send(Err(LakeError::InvalidOption {
-                        option: "wal",
-                        reason: "the write-ahead log failed; restart the processor".into(),
-                    }));
+                    let _ = reply.send(Err(e.clone_kind()));
                 }
             }
             return;
@@ -785,13 +786,7 @@ impl WriterLoop {
                 Ok(WriterMsg::Marker { lsn, marker, reply }) => {
                     let r = self.execute(lsn, marker);
                     if let Some(reply) = reply {
-                        let _ = reply.send(match &r {
-                            Ok(()) => Ok(()),
-                            Err(e) => Err(LakeError::InvalidOption {
-                                option: "lake",
-                                reason: e.to_string(),
-                            }),
-                        });
+                        let _ = reply.send(r.as_ref().map_err(PipelineError::clone_kind).copied());
                     }
                     r?;
                 }
