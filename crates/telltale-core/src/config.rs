@@ -638,7 +638,9 @@ pub struct LakeConfig {
     /// ...or when its oldest row has waited this long.
     #[serde(with = "humantime_serde")]
     pub flush_age: Duration,
-    /// zstd level for Parquet pages (1 fastest .. 22 smallest).
+    /// zstd level for Parquet pages (1 fastest .. 22 smallest). 1 by default: on simulator
+    /// data level 3 made files 0.2% smaller for 10% more CPU (docs/benchmarks.md), because
+    /// dictionary and RLE encoding have already done most of the work.
     pub zstd_level: i32,
     /// Largest row group written, in rows.
     pub row_group_rows: usize,
@@ -650,7 +652,7 @@ impl Default for LakeConfig {
             data_dir: "data".to_owned(),
             flush_rows: 100_000,
             flush_age: Duration::from_secs(10),
-            zstd_level: 3,
+            zstd_level: 1,
             row_group_rows: 100_000,
         }
     }

@@ -14,7 +14,48 @@ pub fn flag_with(policy: &ServicePolicy, event: ServiceEvent) -> FlaggedEvent {
     }
 }
 
+/// The flags of one event, and who owns its service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flags {
+    /// Owning team (the default team for unknown services).
+    pub team: std::sync::Arc<str>,
+    /// `status_code >= 500` or the sender said `error`.
+    pub is_error: bool,
+    /// Latency over the service's threshold.
+    pub is_slow: bool,
+    /// Whether the service is in the catalogue.
+    pub known: bool,
+}
+
 impl ServiceCatalog {
+    /// [`ServiceCatalog::flag`] without an owned event (the borrowed parse path).
+    pub fn flags(
+        &self,
+        service: &str,
+        status_code: u16,
+        latency_ms: f64,
+        error: Option<bool>,
+    ) -> Flags {
+        let is_error = status_code >= 500 || error == Some(true);
+        match self.get(service) {
+            Some(p) => Flags {
+                team: std::sync::Arc::clone(&p.team),
+                is_error,
+                is_slow: latency_ms > p.latency_threshold_ms,
+                known: true,
+            },
+            None => {
+                let p = self.default_policy(service);
+                Flags {
+                    is_slow: latency_ms > p.latency_threshold_ms,
+                    team: p.team,
+                    is_error,
+                    known: false,
+                }
+            }
+        }
+    }
+
     /// Flags an event against its service's policy (defaults for unknown services).
     /// The bool is whether the service is in the catalogue.
     pub fn flag(&self, event: ServiceEvent) -> (FlaggedEvent, bool) {
@@ -76,6 +117,13 @@ mod tests {
                 (f.is_error, f.is_slow, &*f.team, k),
                 (is_error, is_slow, team, known),
                 "{s} {st} {lat} {err:?}"
+            );
+            // The borrowed path flags exactly the same way.
+            let b = c.flags(s, st, lat, err);
+            assert_eq!(
+                (b.is_error, b.is_slow, &*b.team, b.known),
+                (is_error, is_slow, team, known),
+                "flags(): {s} {st} {lat} {err:?}"
             );
         }
     }

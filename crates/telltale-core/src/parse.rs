@@ -4,6 +4,7 @@
 //! dead-letter file explains itself. Nothing here panics on any input (fuzzed by proptest
 //! below): non-UTF-8, control characters and absurd numbers all become rejections.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
@@ -137,10 +138,25 @@ impl std::error::Error for Rejection {}
 /// Splits a buffer into lines with 1-based numbers, dropping `\r` before `\n` and lines
 /// that are empty or only whitespace (as every NDJSON reader does).
 pub fn lines(buf: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
-    buf.split(|&b| b == b'\n')
-        .enumerate()
-        .map(|(i, l)| (i as u64 + 1, l.strip_suffix(b"\r").unwrap_or(l)))
-        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+    // memchr finds newlines many bytes at a time; a byte-by-byte split was a visible
+    // share of the parse thread's time.
+    let mut rest = Some(buf);
+    std::iter::from_fn(move || {
+        let b = rest?;
+        match memchr::memchr(b'\n', b) {
+            Some(i) => {
+                rest = Some(&b[i + 1..]);
+                Some(&b[..i])
+            }
+            None => {
+                rest = None;
+                Some(b)
+            }
+        }
+    })
+    .enumerate()
+    .map(|(i, l)| (i as u64 + 1, l.strip_suffix(b"\r").unwrap_or(l)))
+    .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
 }
 
 /// Fields a service event may carry besides the required ones; anything else goes to
@@ -183,6 +199,92 @@ pub fn parse_line(
             ),
         )
     })?;
+    if let Some(event) = fast::service_line(text, now_us, limits) {
+        return Ok(Record::Service(event.into_owned()));
+    }
+    parse_text(text, line, now_us, limits)
+}
+
+/// A validated line that may borrow from the input: the common service line without a
+/// copy of its strings, anything else as an owned [`Record`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParsedLine<'a> {
+    /// A service line, strings borrowed from the input where they had no escapes.
+    Service(ServiceLine<'a>),
+    /// Any other valid line (probes, service lines with extra attributes, ...).
+    Record(Record),
+}
+
+/// A valid service event whose strings borrow from the line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceLine<'a> {
+    /// Service name.
+    pub service: Cow<'a, str>,
+    /// Event time, µs since the epoch.
+    pub timestamp_us: i64,
+    /// HTTP status, 100–599.
+    pub status_code: u16,
+    /// Latency, ms.
+    pub latency_ms: f64,
+    /// The sender's own error flag.
+    pub error: Option<bool>,
+    /// Optional context.
+    pub endpoint: Option<Cow<'a, str>>,
+    /// Optional context.
+    pub method: Option<Cow<'a, str>>,
+    /// Optional context.
+    pub region: Option<Cow<'a, str>>,
+    /// Optional context.
+    pub instance: Option<Cow<'a, str>>,
+    /// Optional context.
+    pub trace_id: Option<Cow<'a, str>>,
+}
+
+impl ServiceLine<'_> {
+    /// The owned event.
+    pub fn into_owned(self) -> ServiceEvent {
+        ServiceEvent {
+            service: self.service.into_owned(),
+            timestamp_us: self.timestamp_us,
+            status_code: self.status_code,
+            latency_ms: self.latency_ms,
+            error: self.error,
+            endpoint: self.endpoint.map(Cow::into_owned),
+            method: self.method.map(Cow::into_owned),
+            region: self.region.map(Cow::into_owned),
+            instance: self.instance.map(Cow::into_owned),
+            trace_id: self.trace_id.map(Cow::into_owned),
+            attributes: None,
+        }
+    }
+}
+
+/// [`parse_line`] without copying a plain service line's strings: same validation, same
+/// rejections.
+pub fn parse_line_borrowed<'a>(
+    raw: &'a [u8],
+    line: u64,
+    now_us: i64,
+    limits: &Limits,
+) -> Result<ParsedLine<'a>, Rejection> {
+    if raw.len() <= limits.max_line_bytes
+        && let Ok(text) = std::str::from_utf8(raw)
+        && let Some(event) = fast::service_line(text, now_us, limits)
+    {
+        return Ok(ParsedLine::Service(event));
+    }
+    parse_line(raw, line, now_us, limits).map(ParsedLine::Record)
+}
+
+/// The full validator over a UTF-8 line: accepts everything `parse_line` accepts and
+/// names the field and the reason for everything else.
+fn parse_text(text: &str, line: u64, now_us: i64, limits: &Limits) -> Result<Record, Rejection> {
+    let reject = |field, reason, message: String| Rejection {
+        line,
+        field,
+        reason,
+        message,
+    };
     let value: Value = serde_json::from_str(text).map_err(|e| {
         reject(
             None,
@@ -545,6 +647,125 @@ fn truncate(s: &str) -> &str {
     }
 }
 
+/// The common case without a `serde_json::Value`: a service line with only known,
+/// well-typed, valid fields decodes straight into a borrowed struct (no map, no key
+/// allocations). Everything else -- probes, extra attributes, duplicate keys, a wrong type
+/// or value anywhere -- returns `None` and goes through the full validator above, which
+/// alone writes rejections. So this path only ever accepts, and accepts exactly what the
+/// full path would, with the same values (checked by a differential proptest below).
+mod fast {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::Deserialize;
+    use serde::de::{self, Deserializer, Visitor};
+
+    use super::{Limits, ServiceLine};
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Line<'a> {
+        #[serde(borrow)]
+        service: Cow<'a, str>,
+        #[serde(borrow)]
+        timestamp: Timestamp<'a>,
+        status_code: i64,
+        latency_ms: f64,
+        error: Option<bool>,
+        #[serde(borrow)]
+        endpoint: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        method: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        region: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        instance: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        trace_id: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        kind: Option<Cow<'a, str>>,
+    }
+
+    /// An RFC 3339 string or integer epoch milliseconds; anything else fails (and the
+    /// full path explains why).
+    enum Timestamp<'a> {
+        Text(Cow<'a, str>),
+        EpochMillis(i64),
+    }
+
+    impl<'de: 'a, 'a> Deserialize<'de> for Timestamp<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Timestamp<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("an RFC 3339 string or integer epoch milliseconds")
+                }
+                fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                    Ok(Timestamp::Text(Cow::Borrowed(s)))
+                }
+                fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                    Ok(Timestamp::Text(Cow::Owned(s.to_owned())))
+                }
+                fn visit_i64<E: de::Error>(self, ms: i64) -> Result<Self::Value, E> {
+                    Ok(Timestamp::EpochMillis(ms))
+                }
+                fn visit_u64<E: de::Error>(self, ms: u64) -> Result<Self::Value, E> {
+                    i64::try_from(ms)
+                        .map(Timestamp::EpochMillis)
+                        .map_err(|_| E::custom("out of range"))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    /// The event, when `text` is a plain valid service line; `None` means "ask the full
+    /// validator".
+    pub(super) fn service_line<'a>(
+        text: &'a str,
+        now_us: i64,
+        limits: &Limits,
+    ) -> Option<ServiceLine<'a>> {
+        let line: Line<'_> = serde_json::from_str(text).ok()?;
+        if line.kind.as_deref().is_some_and(|k| k != "service") {
+            return None;
+        }
+        let service = line.service;
+        if service.trim().is_empty() || service.len() > limits.max_service_name_bytes {
+            return None;
+        }
+        let timestamp_us = match line.timestamp {
+            Timestamp::Text(s) => chrono::DateTime::parse_from_rfc3339(&s)
+                .ok()?
+                .timestamp_micros(),
+            Timestamp::EpochMillis(ms) => ms.checked_mul(1000)?,
+        };
+        if timestamp_us < 0 || timestamp_us > now_us.saturating_add(limits.max_future_skew_us) {
+            return None;
+        }
+        if !(100..=599).contains(&line.status_code) {
+            return None;
+        }
+        let latency_ms = line.latency_ms;
+        if !latency_ms.is_finite() || !(0.0..=limits.max_latency_ms).contains(&latency_ms) {
+            return None;
+        }
+        Some(ServiceLine {
+            service,
+            timestamp_us,
+            status_code: line.status_code as u16,
+            latency_ms,
+            error: line.error,
+            endpoint: line.endpoint,
+            method: line.method,
+            region: line.region,
+            instance: line.instance,
+            trace_id: line.trace_id,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -849,6 +1070,101 @@ mod tests {
             fn arbitrary_json_objects_never_panic(s in r#"\{("[a-z_]{1,12}":(-?[0-9]{1,20}(\.[0-9]+)?|"[^"\\]{0,8}"|true|null|\[\]),?){0,6}\}"#) {
                 let _ = parse_line(s.as_bytes(), 1, NOW, &Limits::default());
             }
+
+            /// The fast path must agree with the full validator on every line: same
+            /// record, or (when it declines) the full validator's rejection.
+            #[test]
+            fn fast_path_agrees_with_full_validator(fields in proptest::collection::vec(field(), 0..9)) {
+                let line = format!("{{{}}}", fields.join(","));
+                let limits = Limits::default();
+                let full = parse_text(&line, 1, NOW, &limits);
+                prop_assert_eq!(parse_line(line.as_bytes(), 1, NOW, &limits), full, "line {}", line);
+            }
+        }
+
+        proptest! {
+            /// As above, from a valid line with a few pairs added (overriding, extra or
+            /// duplicated), so most cases are near the edge of the fast path.
+            #[test]
+            fn fast_path_agrees_near_valid_lines(
+                service in "[a-z-]{1,12}",
+                ms in 1_700_000_000_000i64..1_746_000_000_000,
+                status in 100i64..600,
+                latency in 0.0f64..5000.0,
+                optional in proptest::collection::vec((0usize..6, "[a-z/]{0,6}"), 0..6),
+                more in proptest::collection::vec(field(), 0..3),
+            ) {
+                let keys = ["endpoint", "method", "region", "instance", "trace_id", "error"];
+                let mut pairs = vec![
+                    format!("\"service\":\"{service}\""),
+                    format!("\"timestamp\":\"{}\"", crate::event::rfc3339(ms * 1000)),
+                    format!("\"status_code\":{status}"),
+                    format!("\"latency_ms\":{latency}"),
+                ];
+                for (k, v) in optional {
+                    let value = if keys[k] == "error" { (v.len() % 2 == 0).to_string() } else { format!("\"{v}\"") };
+                    pairs.push(format!("\"{}\":{value}", keys[k]));
+                }
+                pairs.extend(more);
+                let line = format!("{{{}}}", pairs.join(","));
+                let limits = Limits::default();
+                let full = parse_text(&line, 1, NOW, &limits);
+                prop_assert_eq!(parse_line(line.as_bytes(), 1, NOW, &limits), full, "line {}", line);
+            }
+        }
+
+        #[test]
+        fn simulator_lines_take_the_fast_path() {
+            let line = r#"{"service":"api-gateway","timestamp":"2025-01-01T00:00:00.000Z","status_code":200,"latency_ms":142.013,"error":false,"endpoint":"/*","method":"GET","region":"eu-central-1","instance":"api-gateway-3","trace_id":"7eff8a17b5ea8d36b5c5488e7609dfe1"}"#;
+            let fast = fast::service_line(line, NOW, &Limits::default()).expect("fast path");
+            assert_eq!(
+                Ok(Record::Service(fast.into_owned())),
+                parse_text(line, 1, NOW, &Limits::default())
+            );
+        }
+
+        /// One `"key":value` pair: mostly the fields a service line has, with valid and
+        /// invalid values, plus probes' `kind`, unknown keys and duplicates (by repetition).
+        fn field() -> impl Strategy<Value = String> {
+            let key = prop_oneof![
+                Just("service"),
+                Just("timestamp"),
+                Just("status_code"),
+                Just("latency_ms"),
+                Just("error"),
+                Just("endpoint"),
+                Just("method"),
+                Just("region"),
+                Just("instance"),
+                Just("trace_id"),
+                Just("kind"),
+                Just("extra"),
+            ];
+            let value = prop_oneof![
+                Just("null".to_owned()),
+                Just("true".to_owned()),
+                Just("\"service\"".to_owned()),
+                Just("\"probe\"".to_owned()),
+                Just("\"  \"".to_owned()),
+                Just("\"a\\u00e9\\n\"".to_owned()),
+                Just(format!("\"{}\"", "s".repeat(129))),
+                Just("\"2025-04-30T07:00:00.123Z\"".to_owned()),
+                Just("\"2025-04-30T09:00:00+02:00\"".to_owned()),
+                Just("\"2030-01-01T00:00:00Z\"".to_owned()),
+                Just("\"2025-04-30\"".to_owned()),
+                Just("1746000000000".to_owned()),
+                Just("-5".to_owned()),
+                Just("18446744073709551615".to_owned()),
+                Just("9223372036854775807".to_owned()),
+                Just("200.0".to_owned()),
+                Just("2e2".to_owned()),
+                Just("[]".to_owned()),
+                Just("{}".to_owned()),
+                (-1000i64..100_000).prop_map(|n| n.to_string()),
+                (0.0f64..1e9).prop_map(|x| x.to_string()),
+                "[a-z/{}]{0,12}".prop_map(|s| format!("\"{s}\"")),
+            ];
+            (key, value).prop_map(|(k, v)| format!("\"{k}\":{v}"))
         }
     }
 }

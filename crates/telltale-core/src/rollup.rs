@@ -93,11 +93,10 @@ impl WindowAgg {
         }
     }
 
-    fn record(&mut self, ev: &FlaggedEvent) {
+    fn record(&mut self, ms: f64, is_error: bool, is_slow: bool) {
         self.count += 1;
-        self.errors += u64::from(ev.is_error);
-        self.slow += u64::from(ev.is_slow);
-        let ms = ev.event.latency_ms;
+        self.errors += u64::from(is_error);
+        self.slow += u64::from(is_slow);
         self.latency_sum_ms += ms;
         self.latency_max_ms = self.latency_max_ms.max(ms);
         let us = (ms * 1000.0).round().clamp(0.0, HIST_MAX_US as f64) as u64;
@@ -233,21 +232,41 @@ impl Rollups {
 
     /// Adds an event to its window.
     pub fn record(&mut self, ev: &FlaggedEvent) -> Recorded {
-        let ts = ev.event.timestamp_us;
-        let start = self.window_start(ts);
+        let e = &ev.event;
+        self.record_parts(
+            &e.service,
+            &ev.team,
+            e.timestamp_us,
+            e.latency_ms,
+            ev.is_error,
+            ev.is_slow,
+        )
+    }
+
+    /// [`Rollups::record`] from the columns of an event (the columnar path).
+    pub fn record_parts(
+        &mut self,
+        service: &str,
+        team: &Arc<str>,
+        timestamp_us: i64,
+        latency_ms: f64,
+        is_error: bool,
+        is_slow: bool,
+    ) -> Recorded {
+        let start = self.window_start(timestamp_us);
         if start + self.window_us <= self.emitted_upto_us {
             self.too_late += 1;
             return Recorded::TooLate;
         }
-        self.max_event_us = self.max_event_us.max(ts);
-        let windows = match self.open.get_mut(ev.event.service.as_str()) {
+        self.max_event_us = self.max_event_us.max(timestamp_us);
+        let windows = match self.open.get_mut(service) {
             Some(w) => w,
-            None => self.open.entry(ev.event.service.clone()).or_default(),
+            None => self.open.entry(service.to_owned()).or_default(),
         };
         windows
             .entry(start)
-            .or_insert_with(|| WindowAgg::new(Arc::clone(&ev.team)))
-            .record(ev);
+            .or_insert_with(|| WindowAgg::new(Arc::clone(team)))
+            .record(latency_ms, is_error, is_slow);
         Recorded::Counted
     }
 

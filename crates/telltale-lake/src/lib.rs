@@ -21,6 +21,7 @@
 //! Writing is synchronous (the processor runs the writer on one blocking thread);
 //! querying is async because DataFusion is.
 
+pub mod chunk;
 pub mod compact;
 pub mod deadletter;
 pub mod error;
@@ -31,6 +32,7 @@ pub mod schema;
 pub mod store;
 pub mod writer;
 
+pub use chunk::{EventChunk, EventChunks, EventRow};
 pub use compact::{CompactOptions, CompactOutcome, compact_all, compact_partition};
 pub use deadletter::DeadLetter;
 pub use error::{LakeError, Result};

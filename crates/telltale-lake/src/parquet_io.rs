@@ -8,6 +8,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{LakeError, Result};
 
@@ -68,6 +69,9 @@ impl EncodeOptions {
                 descending: false,
                 nulls_first: false,
             }]))
+            // Trace ids are unique per event: a dictionary only costs hashing every value
+            // and is then abandoned at the page-size limit. (A no-op for other tables.)
+            .set_column_dictionary_enabled(ColumnPath::from("trace_id"), false)
             .set_key_value_metadata(Some(kv))
             .build())
     }
@@ -80,10 +84,24 @@ pub fn encode(
     extra: Vec<KeyValue>,
     context: &str,
 ) -> Result<Vec<u8>> {
+    encode_all(batch.schema(), [batch], opts, extra, context)
+}
+
+/// One Parquet file holding `batches` (all of `schema`) one after another: the same file
+/// as [`encode`] of their concatenation, without making the concatenated copy.
+pub fn encode_all<'a>(
+    schema: SchemaRef,
+    batches: impl IntoIterator<Item = &'a RecordBatch>,
+    opts: &EncodeOptions,
+    extra: Vec<KeyValue>,
+    context: &str,
+) -> Result<Vec<u8>> {
     let props = opts.properties(extra)?;
     let err = |e| LakeError::parquet(format!("encoding {context}"), e);
-    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(err)?;
-    writer.write(batch).map_err(err)?;
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(props)).map_err(err)?;
+    for batch in batches {
+        writer.write(batch).map_err(err)?;
+    }
     writer.into_inner().map_err(err)
 }
 

@@ -7,7 +7,7 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch,
+    Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch,
     StringArray, StructArray, TimestampMicrosecondArray,
 };
 use arrow::buffer::OffsetBuffer;
@@ -175,6 +175,34 @@ pub fn events_batch(rows: &[FlaggedEvent]) -> Result<RecordBatch> {
             text(|r| r.event.attributes.as_deref()),
         ],
     )
+}
+
+/// One `events` batch of `batches` (each in the events schema), sorted by timestamp like
+/// [`events_batch`]. Input in time order, the usual case, is only concatenated.
+pub fn concat_events<'a>(
+    batches: impl IntoIterator<Item = &'a RecordBatch>,
+) -> Result<RecordBatch> {
+    let all = arrow::compute::concat_batches(&events_schema(), batches)
+        .map_err(|e| LakeError::arrow("concatenating events".to_owned(), e))?;
+    let Some(ts) = all
+        .column(0)
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+    else {
+        return Err(LakeError::arrow(
+            "concatenating events".to_owned(),
+            arrow::error::ArrowError::SchemaError("timestamp column is not µs".to_owned()),
+        ));
+    };
+    if ts.values().is_sorted() {
+        return Ok(all);
+    }
+    let ts = ts.values();
+    let mut order: Vec<u32> = (0..all.num_rows() as u32).collect();
+    // Stable, so equal times keep arrival order (as `order_by`).
+    order.sort_by_key(|&i| ts[i as usize]);
+    arrow::compute::take_record_batch(&all, &arrow::array::UInt32Array::from(order))
+        .map_err(|e| LakeError::arrow("sorting events".to_owned(), e))
 }
 
 /// A `rollups` batch of `rows`, sorted by window start.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use telltale_core::event::{MICROS_PER_DAY, utc_date};
 use telltale_core::{FlaggedEvent, ProbeEvent, RollupRow};
 
+use crate::chunk::{EventChunk, EventChunks};
 use crate::deadletter::{self, DeadLetter};
 use crate::error::{LakeError, Result};
 use crate::layout::{self, NDJSON_EXT, PARQUET_EXT, PartitionKey, Table};
@@ -37,7 +38,7 @@ impl Default for WriterOptions {
         Self {
             flush_rows: 100_000,
             flush_age: Duration::from_secs(60),
-            zstd_level: 3,
+            zstd_level: 1,
             row_group_rows: 128 * 1024,
         }
     }
@@ -108,6 +109,10 @@ trait Row: Sized {
     fn key(&self) -> &str;
     /// The time that picks the date partition.
     fn time_us(&self) -> i64;
+    /// Rows this item holds (a chunk holds many).
+    fn len(&self) -> usize {
+        1
+    }
     /// A file's bytes for one partition's rows.
     fn encode(rows: &[Self], opts: &EncodeOptions, context: &str) -> Result<Vec<u8>>;
 }
@@ -122,6 +127,40 @@ impl Row for FlaggedEvent {
     }
     fn encode(rows: &[Self], opts: &EncodeOptions, context: &str) -> Result<Vec<u8>> {
         parquet_io::encode(&schema::events_batch(rows)?, opts, Vec::new(), context)
+    }
+}
+
+impl Row for EventChunk {
+    const KIND: Kind = Kind::Table(Table::Events);
+    fn key(&self) -> &str {
+        &self.service
+    }
+    fn time_us(&self) -> i64 {
+        self.day * MICROS_PER_DAY
+    }
+    fn len(&self) -> usize {
+        self.batch.num_rows()
+    }
+    fn encode(rows: &[Self], opts: &EncodeOptions, context: &str) -> Result<Vec<u8>> {
+        // Files are sorted by time. Input in time order (the usual case) is written chunk
+        // by chunk; otherwise the chunks are concatenated and sorted first.
+        let ranges: Vec<_> = rows.iter().map(EventChunk::sorted_time_range).collect();
+        let in_order = ranges.iter().all(Option::is_some)
+            && ranges
+                .windows(2)
+                .all(|w| matches!(w, [Some((_, last)), Some((first, _))] if last <= first));
+        if in_order {
+            let batches = rows.iter().map(|c| &c.batch);
+            return parquet_io::encode_all(
+                schema::events_schema(),
+                batches,
+                opts,
+                Vec::new(),
+                context,
+            );
+        }
+        let batch = schema::concat_events(rows.iter().map(|c| &c.batch))?;
+        parquet_io::encode(&batch, opts, Vec::new(), context)
     }
 }
 
@@ -169,6 +208,8 @@ impl Row for DeadLetter {
 #[derive(Debug)]
 struct Pending<T> {
     rows: Vec<T>,
+    /// Rows in `rows` (items can be chunks of many).
+    len: usize,
     /// When the oldest buffered row arrived.
     since: Instant,
 }
@@ -194,8 +235,9 @@ type PartId = (String, i64);
 impl<T: Row> Buffers<T> {
     /// Routes rows to their partitions; returns the partitions that reached `flush_rows`.
     fn push(&mut self, rows: Vec<T>, now: Instant, flush_rows: usize) -> Vec<PartId> {
-        self.rows += rows.len();
         for row in rows {
+            let len = row.len();
+            self.rows += len;
             let day = row.time_us().div_euclid(MICROS_PER_DAY);
             // Look up by &str first: no allocation for partitions we already have.
             let days = match self.parts.get_mut(row.key()) {
@@ -204,12 +246,14 @@ impl<T: Row> Buffers<T> {
             };
             let pending = days.entry(day).or_insert_with(|| Pending {
                 rows: Vec::new(),
+                len: 0,
                 since: now,
             });
             pending.rows.push(row);
+            pending.len += len;
         }
         // `>=`, not `==`: a partition kept after a failed write is already past the limit.
-        self.ids(|p| p.rows.len() >= flush_rows)
+        self.ids(|p| p.len >= flush_rows)
     }
 
     fn ids(&self, due: impl Fn(&Pending<T>) -> bool) -> Vec<PartId> {
@@ -233,12 +277,12 @@ impl<T: Row> Buffers<T> {
         if days.is_empty() {
             self.parts.remove(key.as_str());
         }
-        self.rows -= pending.rows.len();
+        self.rows -= pending.len;
         Some(pending)
     }
 
     fn put_back(&mut self, (key, day): PartId, pending: Pending<T>) {
-        self.rows += pending.rows.len();
+        self.rows += pending.len;
         self.parts.entry(key).or_default().insert(day, pending);
     }
 }
@@ -284,11 +328,12 @@ impl Core {
 
     /// Writes one partition's rows; on failure the caller keeps them.
     fn write<T: Row>(&mut self, key: &str, day: i64, rows: &[T]) -> Result<()> {
+        let row_count: usize = rows.iter().map(Row::len).sum();
         let date = utc_date(day * MICROS_PER_DAY);
         let dir = Self::partition_dir(T::KIND, key, &date);
         let wrap = |source| LakeError::WritePartition {
             partition: dir.clone(),
-            rows: rows.len(),
+            rows: row_count,
             source: Box::new(source),
         };
         let bytes = T::encode(rows, &self.opts.encode_options(), &dir).map_err(wrap)?;
@@ -305,12 +350,12 @@ impl Core {
         }
         tracing::debug!(
             path,
-            rows = rows.len(),
+            rows = row_count,
             bytes = bytes.len(),
             "lake file written"
         );
         *self.stats.files_written.get_mut(T::KIND) += 1;
-        *self.stats.rows_written.get_mut(T::KIND) += rows.len() as u64;
+        *self.stats.rows_written.get_mut(T::KIND) += row_count as u64;
         self.stats.bytes_written += bytes.len() as u64;
         Ok(())
     }
@@ -340,7 +385,7 @@ impl Core {
 #[derive(Debug)]
 pub struct LakeWriter {
     core: Core,
-    events: Buffers<FlaggedEvent>,
+    events: Buffers<EventChunk>,
     rollups: Buffers<RollupRow>,
     probes: Buffers<ProbeEvent>,
     dead_letters: Buffers<DeadLetter>,
@@ -387,19 +432,19 @@ impl LakeWriter {
         let n = self.core.opts.flush_rows;
         let results = [
             {
-                let ids = self.events.ids(|p| p.rows.len() >= n);
+                let ids = self.events.ids(|p| p.len >= n);
                 self.core.flush(&mut self.events, ids)
             },
             {
-                let ids = self.rollups.ids(|p| p.rows.len() >= n);
+                let ids = self.rollups.ids(|p| p.len >= n);
                 self.core.flush(&mut self.rollups, ids)
             },
             {
-                let ids = self.probes.ids(|p| p.rows.len() >= n);
+                let ids = self.probes.ids(|p| p.len >= n);
                 self.core.flush(&mut self.probes, ids)
             },
             {
-                let ids = self.dead_letters.ids(|p| p.rows.len() >= n);
+                let ids = self.dead_letters.ids(|p| p.len >= n);
                 self.core.flush(&mut self.dead_letters, ids)
             },
         ];
@@ -413,7 +458,12 @@ impl LakeWriter {
 
     /// Buffers events by service and UTC date; writes partitions that reach `flush_rows`.
     pub fn append_events(&mut self, events: Vec<FlaggedEvent>, now: Instant) -> Result<()> {
-        let full = self.events.push(events, now, self.core.opts.flush_rows);
+        self.append_event_chunks(EventChunks::from_events(&events)?, now)
+    }
+
+    /// Buffers columnar events (see [`EventChunks`]) by partition.
+    pub fn append_event_chunks(&mut self, chunks: Vec<EventChunk>, now: Instant) -> Result<()> {
+        let full = self.events.push(chunks, now, self.core.opts.flush_rows);
         self.core.flush(&mut self.events, full)
     }
 

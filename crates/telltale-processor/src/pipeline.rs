@@ -24,9 +24,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use telltale_core::config::{PipelineConfig, WalConfig, WalSync};
 use telltale_core::event::MICROS_PER_SEC;
-use telltale_core::parse::{Limits, RejectReason, Rejection, lines, parse_line};
+use telltale_core::parse::{
+    Limits, ParsedLine, RejectReason, Rejection, lines, parse_line_borrowed,
+};
 use telltale_core::rollup::{Recorded, Rollups};
-use telltale_core::{FlaggedEvent, ProbeEvent, Record, ServiceCatalog};
+use telltale_core::{ProbeEvent, Record, ServiceCatalog};
+use telltale_lake::chunk::{EventChunk, EventChunks, EventRow};
 use telltale_lake::deadletter::DeadLetter;
 use telltale_lake::error::LakeError;
 use telltale_lake::store::LakeStore;
@@ -129,14 +132,17 @@ pub struct BatchOutcome {
 /// A batch after parsing: what the writer applies.
 #[derive(Debug, Default)]
 pub struct ParsedBatch {
-    events: Vec<FlaggedEvent>,
+    /// Service events, columnar, one chunk per partition.
+    events: Vec<EventChunk>,
+    /// Number of events in `events`.
+    event_count: usize,
     probes: Vec<ProbeEvent>,
     dead: Vec<DeadLetter>,
 }
 
 impl ParsedBatch {
     fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.probes.is_empty() && self.dead.is_empty()
+        self.event_count == 0 && self.probes.is_empty() && self.dead.is_empty()
     }
 }
 
@@ -264,7 +270,7 @@ impl std::fmt::Debug for WriterMsg {
             WriterMsg::Batch { lsn, parsed } => write!(
                 f,
                 "Batch(@{lsn}: {} events, {} probes, {} dead)",
-                parsed.events.len(),
+                parsed.event_count,
                 parsed.probes.len(),
                 parsed.dead.len()
             ),
@@ -287,6 +293,15 @@ impl std::fmt::Debug for Control {
             Control::Attach(_) => f.write_str("Attach"),
         }
     }
+}
+
+/// A batch validated and flagged by [`Pipeline::prepare`], waiting to be
+/// [submitted](Pipeline::submit).
+#[derive(Debug)]
+pub struct PreparedBatch {
+    logged: LoggedBatch,
+    parsed: ParsedBatch,
+    outcome: BatchOutcome,
 }
 
 /// Parses and flags a logged batch. Deterministic: validation's "now" is the arrival time
@@ -327,26 +342,55 @@ fn parse_batch(
         };
         reject(rejection, o.prefix.clone(), &mut outcome);
     }
-    let mut events = Vec::new();
+    let mut events = EventChunks::new();
     let mut probes = Vec::new();
+    let mut unknown = 0;
     for (n, raw) in lines(&batch.data) {
         let line_no = batch.first_line + n - 1;
-        match parse_line(raw, line_no, now_us, limits) {
-            Ok(Record::Service(ev)) => {
-                let (flagged, known) = catalog.flag(ev);
-                if !known && let Some(m) = metrics {
-                    m.unknown_service_events.inc();
-                }
-                events.push(flagged);
+        match parse_line_borrowed(raw, line_no, now_us, limits) {
+            // The common case: straight from the line's bytes into Arrow builders.
+            Ok(ParsedLine::Service(ev)) => {
+                let f = catalog.flags(&ev.service, ev.status_code, ev.latency_ms, ev.error);
+                unknown += u64::from(!f.known);
+                events.push(&EventRow {
+                    service: &ev.service,
+                    team: &f.team,
+                    timestamp_us: ev.timestamp_us,
+                    status_code: ev.status_code,
+                    latency_ms: ev.latency_ms,
+                    error: ev.error,
+                    is_error: f.is_error,
+                    is_slow: f.is_slow,
+                    endpoint: ev.endpoint.as_deref(),
+                    method: ev.method.as_deref(),
+                    region: ev.region.as_deref(),
+                    instance: ev.instance.as_deref(),
+                    trace_id: ev.trace_id.as_deref(),
+                    attributes: None,
+                });
             }
-            Ok(Record::Probe(p)) => probes.push(p),
+            Ok(ParsedLine::Record(Record::Service(ev))) => {
+                let (flagged, known) = catalog.flag(ev);
+                unknown += u64::from(!known);
+                events.push(&EventRow::from(&flagged));
+            }
+            Ok(ParsedLine::Record(Record::Probe(p))) => probes.push(p),
             Err(rejection) => reject(rejection, raw.to_vec(), &mut outcome),
         }
     }
-    parsed.events = events;
+    if unknown > 0
+        && let Some(m) = metrics
+    {
+        m.unknown_service_events.inc_by(unknown);
+    }
+    parsed.event_count = events.len();
+    // Building a chunk only fails on a schema mismatch, a programming error.
+    parsed.events = events
+        .finish()
+        .expect("event chunks match the events schema");
     parsed.probes = probes;
     outcome.errors.sort_by_key(|r| r.line);
-    outcome.accepted = (parsed.events.len() + parsed.probes.len()) as u64;
+    outcome.accepted = (parsed.event_count + parsed.probes.len()) as u64;
     (parsed, outcome)
 }
 
@@ -498,6 +542,13 @@ impl Pipeline {
     /// a write-ahead log and `sync = "always"`). Blocking (parsing is CPU work and the
     /// queues may push back): call it from a blocking thread, not an async task.
     pub fn ingest(&self, batch: IngestBatch) -> Result<BatchOutcome, PipelineError> {
+        self.submit(self.prepare(batch))
+    }
+
+    /// The CPU half of [`Pipeline::ingest`]: validates and flags a batch. Safe to run on
+    /// many threads at once; batches enter the log in the order they are
+    /// [submitted](Pipeline::submit), not prepared.
+    pub fn prepare(&self, batch: IngestBatch) -> PreparedBatch {
         let logged = LoggedBatch {
             received_at_us: chrono::Utc::now().timestamp_micros(),
             source: batch.source.to_string(),
@@ -513,7 +564,23 @@ impl Pipeline {
                 source: source_kind(&logged.source).to_owned(),
             })
             .inc_by(outcome.accepted + outcome.rejected);
-        let (events, probes) = (parsed.events.len() as u64, parsed.probes.len() as u64);
+        PreparedBatch {
+            logged,
+            parsed,
+            outcome,
+        }
+    }
+
+    /// The ordering half of [`Pipeline::ingest`]: logs a prepared batch and waits for its
+    /// acknowledgement.
+    pub fn submit(&self, prepared: PreparedBatch) -> Result<BatchOutcome, PipelineError> {
+        let PreparedBatch {
+            logged,
+            parsed,
+            outcome,
+        } = prepared;
+        let m = &self.inner.metrics;
+        let (events, probes) = (parsed.event_count as u64, parsed.probes.len() as u64);
         if !parsed.is_empty() {
             let (reply_tx, reply_rx) = sync_channel(1);
             m.queue_delta(1);
@@ -849,16 +916,29 @@ impl WriterLoop {
         let now = Instant::now();
         let ParsedBatch {
             events,
+            event_count,
             probes,
             dead,
         } = parsed;
-        if !events.is_empty() {
+        if event_count > 0 {
             self.last_event = now;
         }
-        for e in &events {
-            if self.rollups.record(e) == Recorded::TooLate {
-                self.metrics.rollup_late_events.inc();
+        let mut late = 0;
+        for chunk in &events {
+            for (ts, latency, is_error, is_slow) in chunk.rollup_inputs() {
+                let recorded = self.rollups.record_parts(
+                    &chunk.service,
+                    &chunk.team,
+                    ts,
+                    latency,
+                    is_error,
+                    is_slow,
+                );
+                late += u64::from(recorded == Recorded::TooLate);
             }
+        }
+        if late > 0 {
+            self.metrics.rollup_late_events.inc_by(late);
         }
         if let Some(o) = &mut self.outputs
             && !probes.is_empty()
@@ -867,7 +947,7 @@ impl WriterLoop {
         }
         let closed = self.rollups.drain_closed();
         let results = [
-            self.writer.append_events(events, now),
+            self.writer.append_event_chunks(events, now),
             self.writer.append_probes(probes, now),
             self.writer.append_dead_letters(dead, now),
         ];

@@ -5,10 +5,14 @@
 //! names the line in the file the user has. A line longer than the limit is not buffered
 //! whole: the source keeps a prefix for the dead letter and skips to the next newline.
 
+use std::collections::BTreeMap;
 use std::io::{self, Read};
-use std::sync::Arc;
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
 
-use crate::pipeline::{BatchOutcome, IngestBatch, OversizeLine, Pipeline, PipelineError};
+use crate::pipeline::{
+    BatchOutcome, IngestBatch, OversizeLine, Pipeline, PipelineError, PreparedBatch,
+};
 
 /// A source of newline-delimited lines, read in batches.
 pub trait BatchSource: Send {
@@ -63,7 +67,9 @@ impl<R: Read + Send> BatchSource for ReaderSource<R> {
 
     fn next_batch(&mut self) -> io::Result<Option<IngestBatch>> {
         let mut oversize = Vec::new();
-        let mut buf = vec![0u8; self.batch_bytes.max(self.max_line_bytes + 1)];
+        // Reads go straight into `carry` (after the incomplete line left from last time),
+        // so a batch's bytes are copied once, by the kernel, and handed on without a copy.
+        let read_size = self.batch_bytes.max(self.max_line_bytes + 1);
         loop {
             if self.eof {
                 if let Some(o) = self.skipping.take() {
@@ -83,7 +89,13 @@ impl<R: Read + Send> BatchSource for ReaderSource<R> {
                     oversize,
                 }));
             }
-            let n = match self.reader.read(&mut buf) {
+            let start = self.carry.len();
+            self.carry.reserve(read_size);
+            // `read_to_end` fills the spare capacity without zeroing it first.
+            let read = (&mut self.reader)
+                .take(read_size as u64)
+                .read_to_end(&mut self.carry);
+            let n = match read {
                 Ok(0) => {
                     self.eof = true;
                     continue;
@@ -92,29 +104,29 @@ impl<R: Read + Send> BatchSource for ReaderSource<R> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            let mut chunk = &buf[..n];
             if let Some(mut skip) = self.skipping.take() {
-                match chunk.iter().position(|&b| b == b'\n') {
+                // While skipping, `carry` held nothing before this read.
+                match memchr::memchr(b'\n', &self.carry[start..]) {
                     Some(i) => {
                         skip.len += i;
                         oversize.push(skip);
                         self.next_line += 1;
-                        chunk = &chunk[i + 1..];
+                        self.carry.drain(..start + i + 1);
                     }
                     None => {
-                        skip.len += chunk.len();
+                        skip.len += n;
+                        self.carry.truncate(start);
                         self.skipping = Some(skip);
                         continue;
                     }
                 }
             }
-            self.carry.extend_from_slice(chunk);
-            match self.carry.iter().rposition(|&b| b == b'\n') {
+            match memchr::memrchr(b'\n', &self.carry) {
                 Some(last_nl) => {
                     let rest = self.carry.split_off(last_nl + 1);
                     let data = std::mem::replace(&mut self.carry, rest);
                     let first_line = self.next_line;
-                    self.next_line += data.iter().filter(|&&b| b == b'\n').count() as u64;
+                    self.next_line += memchr::memchr_iter(b'\n', &data).count() as u64;
                     self.cut_if_oversize();
                     return Ok(Some(IngestBatch {
                         data: data.into(),
@@ -169,31 +181,122 @@ pub struct DrainSummary {
 }
 
 /// Reads `source` to its end through the pipeline, then flushes the lake. Blocking.
-/// `on_batch` sees each outcome (progress bars, logs).
+/// `on_batch` sees each outcome (progress bars, logs), in input order.
+///
+/// ```text
+///  reader thread ──batches──▶ parse_threads × prepare ──▶ this thread: reorder ▸ submit
+/// ```
+///
+/// Batches are parsed on `parse_threads` threads at once and submitted in input order, so
+/// the lake and the rollups are the same as from one thread, only sooner.
 pub fn drain_source(
     pipeline: &Pipeline,
     source: &mut dyn BatchSource,
+    parse_threads: usize,
     mut on_batch: impl FnMut(&BatchOutcome, usize),
 ) -> Result<DrainSummary, DrainError> {
+    let parse_threads = parse_threads.max(1);
+    let source_name = source.name().to_owned();
     let mut summary = DrainSummary::default();
-    while let Some(batch) = source.next_batch().map_err(|e| DrainError::Read {
-        source_name: source.name().to_owned(),
-        error: e,
-    })? {
-        let len = batch.data.len() + batch.oversize.iter().map(|o| o.len + 1).sum::<usize>();
-        let outcome = pipeline.ingest(batch)?;
-        summary.accepted += outcome.accepted;
-        summary.rejected += outcome.rejected;
-        summary.bytes += len as u64;
-        for e in &outcome.errors {
-            if summary.first_errors.len() < 20 {
-                summary.first_errors.push(e.clone());
+    let result = std::thread::scope(|scope| -> Result<(), DrainError> {
+        // Bounded both ways: at most a few batches read ahead or parsed ahead.
+        let (batch_tx, batch_rx) = sync_channel::<(u64, IngestBatch)>(parse_threads);
+        let (done_tx, done_rx) = sync_channel::<Parsed>(parse_threads * 2);
+        let batch_rx = Arc::new(Mutex::new(batch_rx));
+        for _ in 0..parse_threads {
+            let (batch_rx, done_tx) = (Arc::clone(&batch_rx), done_tx.clone());
+            scope.spawn(move || {
+                loop {
+                    // The lock is held only while waiting for the next batch.
+                    let next = batch_rx.lock().map(|rx| rx.recv());
+                    let Ok(Ok((seq, batch))) = next else { return };
+                    let len =
+                        batch.data.len() + batch.oversize.iter().map(|o| o.len + 1).sum::<usize>();
+                    if done_tx
+                        .send(Parsed::Batch(seq, pipeline.prepare(batch), len))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+        scope.spawn(move || {
+            let mut seq = 0;
+            loop {
+                match source.next_batch() {
+                    Ok(Some(batch)) => {
+                        if batch_tx.send((seq, batch)).is_err() {
+                            return;
+                        }
+                        seq += 1;
+                    }
+                    Ok(None) => {
+                        let _ = done_tx.send(Parsed::End(seq));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = done_tx.send(Parsed::ReadFailed(seq, e));
+                        return;
+                    }
+                }
+            }
+        });
+        let mut waiting = BTreeMap::new();
+        let mut next = 0;
+        let mut end: Option<(u64, Option<io::Error>)> = None;
+        // Dropping `done_rx` on an early return stops the workers and then the reader.
+        for msg in done_rx.iter() {
+            match msg {
+                Parsed::Batch(seq, prepared, len) => {
+                    waiting.insert(seq, (prepared, len));
+                }
+                Parsed::End(count) => end = Some((count, None)),
+                Parsed::ReadFailed(count, e) => end = Some((count, Some(e))),
+            }
+            while let Some((prepared, len)) = waiting.remove(&next) {
+                let outcome = pipeline.submit(prepared)?;
+                summary.add(&outcome, len);
+                on_batch(&outcome, len);
+                next += 1;
+            }
+            if let Some((count, _)) = &end
+                && next == *count
+            {
+                break;
             }
         }
-        on_batch(&outcome, len);
-    }
+        match end {
+            Some((_, Some(error))) => Err(DrainError::Read { source_name, error }),
+            _ => Ok(()),
+        }
+    });
+    result?;
     pipeline.flush()?;
     Ok(summary)
+}
+
+/// What a parse worker or the reader hands to the submitting thread.
+enum Parsed {
+    /// Batch number, the batch, its size in bytes.
+    Batch(u64, PreparedBatch, usize),
+    /// The source ended after this many batches.
+    End(u64),
+    /// Reading failed after this many batches.
+    ReadFailed(u64, io::Error),
+}
+
+impl DrainSummary {
+    fn add(&mut self, outcome: &BatchOutcome, len: usize) {
+        self.accepted += outcome.accepted;
+        self.rejected += outcome.rejected;
+        self.bytes += len as u64;
+        for e in &outcome.errors {
+            if self.first_errors.len() < 20 {
+                self.first_errors.push(e.clone());
+            }
+        }
+    }
 }
 
 /// Failure while draining a source.

@@ -17,6 +17,12 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+// The ingest path allocates and frees Arrow buffers across threads (built on a parsing
+// thread, freed on the writer thread); mimalloc did that with less CPU and less resident
+// memory than glibc malloc in the batch benchmark (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// telltale: service and network-probe telemetry into SLI/SLO answers.
 #[derive(Debug, Parser)]
 #[command(name = "telltale", version, about, long_about = None, propagate_version = true)]

@@ -237,7 +237,10 @@ pub fn drain_input(
         ),
     };
     let (mut accepted, mut rejected) = (0u64, 0u64);
-    let summary = drain_source(pipeline, source.as_mut(), |outcome, len| {
+    // One parse thread per core: the writer thread keeps up by using the cores while the
+    // parsers wait on it (the queues between them are bounded).
+    let parse_threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let summary = drain_source(pipeline, source.as_mut(), parse_threads, |outcome, len| {
         accepted += outcome.accepted;
         rejected += outcome.rejected;
         bar.inc(len as u64);
