@@ -14,6 +14,7 @@
 //! - [`schema`]: the Arrow schemas and core rows → record batches.
 //! - [`store`]: the storage trait ([`LakeStore`]) and its local-disk implementation.
 //! - [`writer`]: per-partition buffering and atomic file writes ([`LakeWriter`]).
+//! - [`parquet_io`]: the Parquet encoding (zstd, page statistics) every file is written with.
 //! - [`deadletter`]: the NDJSON format of rejected lines.
 //! - [`compact`]: crash-safe merging of small files.
 //! - [`query`]: DataFusion tables and output formats ([`QueryEngine`]).
@@ -26,7 +27,7 @@ pub mod compact;
 pub mod deadletter;
 pub mod error;
 pub mod layout;
-mod parquet_io;
+pub mod parquet_io;
 pub mod query;
 pub mod schema;
 pub mod store;
