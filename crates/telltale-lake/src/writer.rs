@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use arrow::array::RecordBatch;
 use telltale_core::event::{MICROS_PER_DAY, utc_date};
 use telltale_core::{FlaggedEvent, ProbeEvent, RollupRow};
 
@@ -149,19 +150,29 @@ impl Row for EventChunk {
             && ranges
                 .windows(2)
                 .all(|w| matches!(w, [Some((_, last)), Some((first, _))] if last <= first));
-        if in_order {
-            let batches = rows.iter().map(|c| &c.batch);
-            return parquet_io::encode_all(
-                schema::events_schema(),
-                batches,
-                opts,
-                Vec::new(),
-                context,
-            );
-        }
-        let batch = schema::concat_events(rows.iter().map(|c| &c.batch))?;
-        parquet_io::encode(&batch, opts, Vec::new(), context)
+        let sorted;
+        let batches: Vec<&RecordBatch> = if in_order {
+            rows.iter().map(|c| &c.batch).collect()
+        } else {
+            sorted = schema::concat_events(rows.iter().map(|c| &c.batch))?;
+            vec![&sorted]
+        };
+        parquet_io::encode_all_parallel(
+            schema::events_schema(),
+            &batches,
+            opts,
+            Vec::new(),
+            context,
+            encode_threads(),
+        )
     }
+}
+
+/// Threads that encode one events file's columns: one per core (see
+/// [`parquet_io::encode_all_parallel`]).
+fn encode_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)))
 }
 
 impl Row for RollupRow {

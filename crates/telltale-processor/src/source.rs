@@ -213,7 +213,7 @@ pub fn drain_source(
                     let len =
                         batch.data.len() + batch.oversize.iter().map(|o| o.len + 1).sum::<usize>();
                     if done_tx
-                        .send(Parsed::Batch(seq, pipeline.prepare(batch), len))
+                        .send(Parsed::Batch(seq, Box::new(pipeline.prepare(batch)), len))
                         .is_err()
                     {
                         return;
@@ -255,7 +255,7 @@ pub fn drain_source(
                 Parsed::ReadFailed(count, e) => end = Some((count, Some(e))),
             }
             while let Some((prepared, len)) = waiting.remove(&next) {
-                let outcome = pipeline.submit(prepared)?;
+                let outcome = pipeline.submit(*prepared)?;
                 summary.add(&outcome, len);
                 on_batch(&outcome, len);
                 next += 1;
@@ -279,7 +279,7 @@ pub fn drain_source(
 /// What a parse worker or the reader hands to the submitting thread.
 enum Parsed {
     /// Batch number, the batch, its size in bytes.
-    Batch(u64, PreparedBatch, usize),
+    Batch(u64, Box<PreparedBatch>, usize),
     /// The source ended after this many batches.
     End(u64),
     /// Reading failed after this many batches.
