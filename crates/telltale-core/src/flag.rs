@@ -4,16 +4,6 @@
 use crate::config::{ServiceCatalog, ServicePolicy};
 use crate::event::{FlaggedEvent, ServiceEvent};
 
-/// Applies one service's policy to an event.
-pub fn flag_with(policy: &ServicePolicy, event: ServiceEvent) -> FlaggedEvent {
-    FlaggedEvent {
-        is_error: event.status_code >= 500 || event.error == Some(true),
-        is_slow: event.latency_ms > policy.latency_threshold_ms,
-        team: std::sync::Arc::clone(&policy.team),
-        event,
-    }
-}
-
 /// The flags of one event, and who owns its service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flags {
@@ -27,8 +17,27 @@ pub struct Flags {
     pub known: bool,
 }
 
+impl Flags {
+    /// The one place the flag rules live.
+    fn apply(
+        policy: &ServicePolicy,
+        known: bool,
+        status_code: u16,
+        latency_ms: f64,
+        error: Option<bool>,
+    ) -> Self {
+        Self {
+            team: std::sync::Arc::clone(&policy.team),
+            is_error: status_code >= 500 || error == Some(true),
+            is_slow: latency_ms > policy.latency_threshold_ms,
+            known,
+        }
+    }
+}
+
 impl ServiceCatalog {
-    /// [`ServiceCatalog::flag`] without an owned event (the borrowed parse path).
+    /// Flags an event given by its fields against its service's policy (defaults for
+    /// unknown services); the borrowed parse path uses this without an owned event.
     pub fn flags(
         &self,
         service: &str,
@@ -36,36 +45,34 @@ impl ServiceCatalog {
         latency_ms: f64,
         error: Option<bool>,
     ) -> Flags {
-        let is_error = status_code >= 500 || error == Some(true);
         match self.get(service) {
-            Some(p) => Flags {
-                team: std::sync::Arc::clone(&p.team),
-                is_error,
-                is_slow: latency_ms > p.latency_threshold_ms,
-                known: true,
-            },
-            None => {
-                let p = self.default_policy(service);
-                Flags {
-                    is_slow: latency_ms > p.latency_threshold_ms,
-                    team: p.team,
-                    is_error,
-                    known: false,
-                }
-            }
+            Some(p) => Flags::apply(p, true, status_code, latency_ms, error),
+            None => Flags::apply(
+                &self.default_policy(service),
+                false,
+                status_code,
+                latency_ms,
+                error,
+            ),
         }
     }
 
     /// Flags an event against its service's policy (defaults for unknown services).
     /// The bool is whether the service is in the catalogue.
     pub fn flag(&self, event: ServiceEvent) -> (FlaggedEvent, bool) {
-        match self.get(&event.service) {
-            Some(p) => (flag_with(p, event), true),
-            None => {
-                let p = self.default_policy(&event.service);
-                (flag_with(&p, event), false)
-            }
-        }
+        let f = self.flags(
+            &event.service,
+            event.status_code,
+            event.latency_ms,
+            event.error,
+        );
+        let flagged = FlaggedEvent {
+            event,
+            team: f.team,
+            is_error: f.is_error,
+            is_slow: f.is_slow,
+        };
+        (flagged, f.known)
     }
 }
 

@@ -172,37 +172,7 @@ pub fn parse_line(
     now_us: i64,
     limits: &Limits,
 ) -> Result<Record, Rejection> {
-    let reject = |field, reason, message: String| Rejection {
-        line,
-        field,
-        reason,
-        message,
-    };
-    if raw.len() > limits.max_line_bytes {
-        return Err(reject(
-            None,
-            RejectReason::LineTooLong,
-            format!(
-                "line is {} bytes, over the limit of {} bytes",
-                raw.len(),
-                limits.max_line_bytes
-            ),
-        ));
-    }
-    let text = std::str::from_utf8(raw).map_err(|e| {
-        reject(
-            None,
-            RejectReason::InvalidUtf8,
-            format!(
-                "line is not valid UTF-8 (invalid byte at offset {})",
-                e.valid_up_to()
-            ),
-        )
-    })?;
-    if let Some(event) = fast::service_line(text, now_us, limits) {
-        return Ok(Record::Service(event.into_owned()));
-    }
-    parse_text(text, line, now_us, limits)
+    parse_line_borrowed(raw, line, now_us, limits).map(ParsedLine::into_record)
 }
 
 /// A validated line that may borrow from the input: the common service line without a
@@ -240,6 +210,16 @@ pub struct ServiceLine<'a> {
     pub trace_id: Option<Cow<'a, str>>,
 }
 
+impl ParsedLine<'_> {
+    /// The owned record.
+    pub fn into_record(self) -> Record {
+        match self {
+            Self::Service(line) => Record::Service(line.into_owned()),
+            Self::Record(record) => record,
+        }
+    }
+}
+
 impl ServiceLine<'_> {
     /// The owned event.
     pub fn into_owned(self) -> ServiceEvent {
@@ -267,13 +247,37 @@ pub fn parse_line_borrowed<'a>(
     now_us: i64,
     limits: &Limits,
 ) -> Result<ParsedLine<'a>, Rejection> {
-    if raw.len() <= limits.max_line_bytes
-        && let Ok(text) = std::str::from_utf8(raw)
-        && let Some(event) = fast::service_line(text, now_us, limits)
-    {
+    let reject = |field, reason, message: String| Rejection {
+        line,
+        field,
+        reason,
+        message,
+    };
+    if raw.len() > limits.max_line_bytes {
+        return Err(reject(
+            None,
+            RejectReason::LineTooLong,
+            format!(
+                "line is {} bytes, over the limit of {} bytes",
+                raw.len(),
+                limits.max_line_bytes
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(raw).map_err(|e| {
+        reject(
+            None,
+            RejectReason::InvalidUtf8,
+            format!(
+                "line is not valid UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })?;
+    if let Some(event) = fast::service_line(text, now_us, limits) {
         return Ok(ParsedLine::Service(event));
     }
-    parse_line(raw, line, now_us, limits).map(ParsedLine::Record)
+    parse_text(text, line, now_us, limits).map(ParsedLine::Record)
 }
 
 /// The full validator over a UTF-8 line: accepts everything `parse_line` accepts and

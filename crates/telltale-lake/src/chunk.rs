@@ -116,11 +116,6 @@ impl EventChunk {
         })
     }
 
-    /// Whether the rows are in timestamp order.
-    pub fn timestamps_sorted(&self) -> bool {
-        self.timestamps().is_some_and(|ts| ts.is_sorted())
-    }
-
     /// (first, last) timestamp when the rows are non-empty and in timestamp order.
     pub fn sorted_time_range(&self) -> Option<(i64, i64)> {
         let ts = self.timestamps()?;
@@ -310,7 +305,14 @@ mod tests {
         let chunks = EventChunks::from_events(&events).unwrap();
         let got: Vec<_> = chunks
             .iter()
-            .map(|c| (c.service.to_string(), c.day, c.len(), c.timestamps_sorted()))
+            .map(|c| {
+                (
+                    c.service.to_string(),
+                    c.day,
+                    c.len(),
+                    c.sorted_time_range().is_some(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
