@@ -6,7 +6,7 @@
 //! text and a label for the file (the caller reads the file: this crate does no I/O), and
 //! `validate` reports problems naming the file, the key and the fix.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -245,6 +245,9 @@ pub struct ServicePolicy {
 #[derive(Debug, Clone)]
 pub struct ServiceCatalog {
     services: BTreeMap<String, Arc<ServicePolicy>>,
+    /// `services` hashed: every event looks its service up, and a tree walk compared
+    /// strings a few times per event.
+    by_name: HashMap<Box<str>, Arc<ServicePolicy>, foldhash::fast::FixedState>,
     defaults: ServiceDefaults,
     default_team: Arc<str>,
 }
@@ -328,6 +331,10 @@ impl ServiceCatalog {
         }
         Ok(Self {
             default_team: Arc::from(raw.defaults.team.as_str()),
+            by_name: services
+                .iter()
+                .map(|(name, p)| (Box::from(name.as_str()), Arc::clone(p)))
+                .collect(),
             services,
             defaults: raw.defaults,
         })
@@ -335,12 +342,22 @@ impl ServiceCatalog {
 
     /// The policy for a catalogued service.
     pub fn get(&self, name: &str) -> Option<&Arc<ServicePolicy>> {
-        self.services.get(name)
+        self.by_name.get(name)
+    }
+
+    /// The team of services not in the catalogue.
+    pub fn default_team(&self) -> &Arc<str> {
+        &self.default_team
+    }
+
+    /// The latency threshold of services not in the catalogue, ms.
+    pub fn default_latency_threshold_ms(&self) -> f64 {
+        self.defaults.latency_threshold_ms
     }
 
     /// The policy for any service name: the catalogue's, or the defaults (`known = false`).
     pub fn policy_for(&self, name: &str) -> Arc<ServicePolicy> {
-        match self.services.get(name) {
+        match self.get(name) {
             Some(p) => Arc::clone(p),
             None => Arc::new(self.default_policy(name)),
         }

@@ -1,14 +1,17 @@
 //! Flagging: an event is an error when `status_code >= 500` or the sender said `error`,
 //! and slow when its latency is over its service's threshold.
 
-use crate::config::{ServiceCatalog, ServicePolicy};
+use std::sync::Arc;
+
+use crate::config::ServiceCatalog;
 use crate::event::{FlaggedEvent, ServiceEvent};
 
 /// The flags of one event, and who owns its service.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Flags {
-    /// Owning team (the default team for unknown services).
-    pub team: std::sync::Arc<str>,
+pub struct Flags<'a> {
+    /// Owning team (the default team for unknown services). Borrowed from the catalogue:
+    /// cloning the `Arc` per event made every parsing thread bump one shared counter.
+    pub team: &'a Arc<str>,
     /// `status_code >= 500` or the sender said `error`.
     pub is_error: bool,
     /// Latency over the service's threshold.
@@ -17,19 +20,20 @@ pub struct Flags {
     pub known: bool,
 }
 
-impl Flags {
+impl<'a> Flags<'a> {
     /// The one place the flag rules live.
     fn apply(
-        policy: &ServicePolicy,
+        team: &'a Arc<str>,
+        latency_threshold_ms: f64,
         known: bool,
         status_code: u16,
         latency_ms: f64,
         error: Option<bool>,
     ) -> Self {
         Self {
-            team: std::sync::Arc::clone(&policy.team),
+            team,
             is_error: status_code >= 500 || error == Some(true),
-            is_slow: latency_ms > policy.latency_threshold_ms,
+            is_slow: latency_ms > latency_threshold_ms,
             known,
         }
     }
@@ -44,17 +48,18 @@ impl ServiceCatalog {
         status_code: u16,
         latency_ms: f64,
         error: Option<bool>,
-    ) -> Flags {
-        match self.get(service) {
-            Some(p) => Flags::apply(p, true, status_code, latency_ms, error),
-            None => Flags::apply(
-                &self.default_policy(service),
+    ) -> Flags<'_> {
+        // Unknown services get the defaults, as `default_policy` would give them, without
+        // building a policy per event.
+        let (team, threshold, known) = match self.get(service) {
+            Some(p) => (&p.team, p.latency_threshold_ms, true),
+            None => (
+                self.default_team(),
+                self.default_latency_threshold_ms(),
                 false,
-                status_code,
-                latency_ms,
-                error,
             ),
-        }
+        };
+        Flags::apply(team, threshold, known, status_code, latency_ms, error)
     }
 
     /// Flags an event against its service's policy (defaults for unknown services).
@@ -67,8 +72,8 @@ impl ServiceCatalog {
             event.error,
         );
         let flagged = FlaggedEvent {
+            team: Arc::clone(f.team),
             event,
-            team: f.team,
             is_error: f.is_error,
             is_slow: f.is_slow,
         };
@@ -120,6 +125,12 @@ mod tests {
         ];
         for (s, st, lat, err, is_error, is_slow, team, known) in cases {
             let (f, k) = c.flag(ev(s, st, lat, err));
+            let policy = c.policy_for(s);
+            assert_eq!(
+                (&*policy.team, policy.known),
+                (team, known),
+                "policy_for({s})"
+            );
             assert_eq!(
                 (f.is_error, f.is_slow, &*f.team, k),
                 (is_error, is_slow, team, known),
@@ -128,7 +139,7 @@ mod tests {
             // The borrowed path flags exactly the same way.
             let b = c.flags(s, st, lat, err);
             assert_eq!(
-                (b.is_error, b.is_slow, &*b.team, b.known),
+                (b.is_error, b.is_slow, &**b.team, b.known),
                 (is_error, is_slow, team, known),
                 "flags(): {s} {st} {lat} {err:?}"
             );

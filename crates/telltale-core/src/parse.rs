@@ -677,17 +677,41 @@ mod fast {
         latency_ms: f64,
         error: Option<bool>,
         #[serde(borrow)]
-        endpoint: Option<Cow<'a, str>>,
+        endpoint: Option<Text<'a>>,
         #[serde(borrow)]
-        method: Option<Cow<'a, str>>,
+        method: Option<Text<'a>>,
         #[serde(borrow)]
-        region: Option<Cow<'a, str>>,
+        region: Option<Text<'a>>,
         #[serde(borrow)]
-        instance: Option<Cow<'a, str>>,
+        instance: Option<Text<'a>>,
         #[serde(borrow)]
-        trace_id: Option<Cow<'a, str>>,
+        trace_id: Option<Text<'a>>,
         #[serde(borrow)]
-        kind: Option<Cow<'a, str>>,
+        kind: Option<Text<'a>>,
+    }
+
+    /// A string that borrows from the line unless it had escapes. serde's `borrow` only
+    /// borrows a bare `Cow<str>`; inside an `Option` it copies every value, so optional
+    /// fields go through this instead.
+    struct Text<'a>(Cow<'a, str>);
+
+    impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Text<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                    Ok(Text(Cow::Borrowed(s)))
+                }
+                fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                    Ok(Text(Cow::Owned(s.to_owned())))
+                }
+            }
+            d.deserialize_str(V)
+        }
     }
 
     /// An RFC 3339 string or integer epoch milliseconds; anything else fails (and the
@@ -732,7 +756,7 @@ mod fast {
         limits: &Limits,
     ) -> Option<ServiceLine<'a>> {
         let line: Line<'_> = serde_json::from_str(text).ok()?;
-        if line.kind.as_deref().is_some_and(|k| k != "service") {
+        if line.kind.as_ref().is_some_and(|k| k.0 != "service") {
             return None;
         }
         let service = line.service;
@@ -761,11 +785,11 @@ mod fast {
             status_code: line.status_code as u16,
             latency_ms,
             error: line.error,
-            endpoint: line.endpoint,
-            method: line.method,
-            region: line.region,
-            instance: line.instance,
-            trace_id: line.trace_id,
+            endpoint: line.endpoint.map(|t| t.0),
+            method: line.method.map(|t| t.0),
+            region: line.region.map(|t| t.0),
+            instance: line.instance.map(|t| t.0),
+            trace_id: line.trace_id.map(|t| t.0),
         })
     }
 }
@@ -1052,6 +1076,31 @@ mod tests {
             r.to_string(),
             "line 7: field `hops`: ttl: 0 is out of range: must be from 1 to 255"
         );
+    }
+
+    /// Regression: `#[serde(borrow)]` does not make `Option<Cow<str>>` borrow (serde only
+    /// borrows a bare `Cow<str>`), so every optional field of every line was copied into
+    /// its own heap string on the "borrowed" path.
+    #[test]
+    fn borrowed_path_does_not_copy_optional_fields() {
+        let line = br#"{"service":"api","timestamp":"2025-04-30T07:59:00Z","status_code":200,"latency_ms":1.5,"endpoint":"/x","method":"GET","region":"eu","instance":"api-1","trace_id":"ab"}"#;
+        let parsed = parse_line_borrowed(line, 1, NOW, &Limits::default()).expect("valid line");
+        let ParsedLine::Service(e) = parsed else {
+            panic!("expected the fast path to take a plain service line");
+        };
+        for (name, field) in [
+            ("service", Some(&e.service)),
+            ("endpoint", e.endpoint.as_ref()),
+            ("method", e.method.as_ref()),
+            ("region", e.region.as_ref()),
+            ("instance", e.instance.as_ref()),
+            ("trace_id", e.trace_id.as_ref()),
+        ] {
+            assert!(
+                matches!(field, Some(Cow::Borrowed(_))),
+                "{name} was copied: {field:?}"
+            );
+        }
     }
 
     #[test]

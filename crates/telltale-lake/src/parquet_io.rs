@@ -26,6 +26,16 @@ pub const COMPACTED_FROM_KEY: &str = "telltale.compacted_from";
 /// The version written under [`WRITER_KEY`].
 pub const WRITER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Events columns written without min/max statistics (see [`EncodeOptions`]).
+pub const UNPRUNABLE_TEXT_COLUMNS: [&str; 6] = [
+    "endpoint",
+    "method",
+    "region",
+    "instance",
+    "trace_id",
+    "attributes",
+];
+
 /// How Parquet files are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EncodeOptions {
@@ -62,7 +72,7 @@ impl EncodeOptions {
             WRITER_VERSION.to_owned(),
         )];
         kv.extend(extra);
-        Ok(WriterProperties::builder()
+        let b = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             // Page-level min/max lets readers skip pages, not just row groups, on time ranges.
             .set_statistics_enabled(EnabledStatistics::Page)
@@ -77,8 +87,14 @@ impl EncodeOptions {
             // Trace ids are unique per event: a dictionary only costs hashing every value
             // and is then abandoned at the page-size limit. (A no-op for other tables.)
             .set_column_dictionary_enabled(ColumnPath::from("trace_id"), false)
-            .set_key_value_metadata(Some(kv))
-            .build())
+            .set_key_value_metadata(Some(kv));
+        // Per-event context strings mix every value on every page, so their min/max never
+        // lets a reader skip anything, yet computing it compared every value twice: 8% of
+        // the batch job's CPU (docs/benchmarks.md). Numbers, times and `team` keep theirs.
+        let b = UNPRUNABLE_TEXT_COLUMNS.iter().fold(b, |b, column| {
+            b.set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None)
+        });
+        Ok(b.build())
     }
 }
 

@@ -755,6 +755,17 @@ mod tests {
             "page-level statistics written"
         );
         assert!(col.statistics().is_some());
+        // Statistics on what a filter can prune by, none on per-event context strings.
+        let row_group = reader.metadata().row_group(0);
+        for column in row_group.columns() {
+            let name = column.column_path().string();
+            let unprunable = parquet_io::UNPRUNABLE_TEXT_COLUMNS.contains(&name.as_str());
+            assert_eq!(
+                column.statistics().is_none(),
+                unprunable,
+                "statistics of `{name}`"
+            );
+        }
     }
 
     #[test]

@@ -354,7 +354,7 @@ fn parse_batch(
                 unknown += u64::from(!f.known);
                 events.push(&EventRow {
                     service: &ev.service,
-                    team: &f.team,
+                    team: f.team,
                     timestamp_us: ev.timestamp_us,
                     status_code: ev.status_code,
                     latency_ms: ev.latency_ms,
