@@ -9,7 +9,7 @@ use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, compute_leaves};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -94,6 +94,14 @@ impl EncodeOptions {
         let b = UNPRUNABLE_TEXT_COLUMNS.iter().fold(b, |b, column| {
             b.set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None)
         });
+        // Event times and latencies are nearly all distinct: a dictionary hashed every
+        // value, never filled up within a file (about 100k values) and made files bigger.
+        // Sorted times delta-encode to almost nothing. Measured on the benchmark's 10M
+        // events: files 15% smaller and less CPU (docs/benchmarks.md).
+        let b = b
+            .set_column_dictionary_enabled(ColumnPath::from("timestamp"), false)
+            .set_column_encoding(ColumnPath::from("timestamp"), Encoding::DELTA_BINARY_PACKED)
+            .set_column_dictionary_enabled(ColumnPath::from("latency_ms"), false);
         Ok(b.build())
     }
 }

@@ -765,7 +765,28 @@ mod tests {
                 unprunable,
                 "statistics of `{name}`"
             );
+            // Dictionaries only where values repeat; sorted times delta-encoded.
+            if ["timestamp", "latency_ms", "trace_id"].contains(&name.as_str()) {
+                assert!(
+                    column.dictionary_page_offset().is_none(),
+                    "`{name}` has a dictionary"
+                );
+            }
+            if ["team", "status_code"].contains(&name.as_str()) {
+                assert!(
+                    column.dictionary_page_offset().is_some(),
+                    "`{name}` has none"
+                );
+            }
         }
+        let timestamp = row_group.column(0);
+        assert!(
+            timestamp
+                .encodings()
+                .any(|e| e == parquet::basic::Encoding::DELTA_BINARY_PACKED),
+            "timestamp encodings: {:?}",
+            timestamp.encodings().collect::<Vec<_>>()
+        );
     }
 
     #[test]
