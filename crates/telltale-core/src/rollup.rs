@@ -270,6 +270,42 @@ impl Rollups {
         Recorded::Counted
     }
 
+    /// [`Rollups::record_parts`] for many events of one service, as (timestamp µs,
+    /// latency ms, is_error, is_slow): the columnar path records a whole chunk with one
+    /// service look-up. Returns how many were too late.
+    pub fn record_service_events(
+        &mut self,
+        service: &str,
+        team: &Arc<str>,
+        events: impl IntoIterator<Item = (i64, f64, bool, bool)>,
+    ) -> u64 {
+        let (window_us, emitted_upto_us) = (self.window_us, self.emitted_upto_us);
+        let windows = match self.open.get_mut(service) {
+            Some(w) => w,
+            None => self.open.entry(service.to_owned()).or_default(),
+        };
+        let (mut too_late, mut max_event_us) = (0, self.max_event_us);
+        for (timestamp_us, latency_ms, is_error, is_slow) in events {
+            let start = timestamp_us - timestamp_us.rem_euclid(window_us);
+            if start + window_us <= emitted_upto_us {
+                too_late += 1;
+                continue;
+            }
+            max_event_us = max_event_us.max(timestamp_us);
+            windows
+                .entry(start)
+                .or_insert_with(|| WindowAgg::new(Arc::clone(team)))
+                .record(latency_ms, is_error, is_slow);
+        }
+        if windows.is_empty() {
+            // Every event was too late: leave no empty entry behind.
+            self.open.remove(service);
+        }
+        self.max_event_us = max_event_us;
+        self.too_late += too_late;
+        too_late
+    }
+
     /// Event time before which windows are complete: newest event minus lateness.
     pub fn watermark(&self) -> i64 {
         self.max_event_us.saturating_sub(self.lateness_us)
@@ -600,6 +636,40 @@ mod tests {
             emitted += r.drain_all().iter().map(|row| row.count).sum::<u64>();
             prop_assert_eq!(emitted, counted);
             prop_assert_eq!(counted + r.too_late(), times.len() as u64);
+        }
+
+        /// Recording a chunk at once is recording its events one by one: same rows, same
+        /// late counts, whatever the order, lateness and services.
+        #[test]
+        fn recording_a_chunk_equals_recording_each_event(
+            chunks in proptest::collection::vec(
+                (0usize..3, proptest::collection::vec((0u32..900, 0.0f64..900.0, any::<bool>(), any::<bool>()), 0..40)),
+                1..20,
+            ),
+        ) {
+            let team: Arc<str> = Arc::from("t");
+            let (mut one, mut many) = (rollups(), rollups());
+            let (mut rows_one, mut rows_many) = (Vec::new(), Vec::new());
+            for (service, events) in &chunks {
+                let service = ["a", "b", "c"][*service];
+                let events: Vec<_> = events
+                    .iter()
+                    .map(|&(t, l, e, s)| (i64::from(t) * S / 10, l, e, s))
+                    .collect();
+                let mut late_one = 0;
+                for &(ts, l, e, s) in &events {
+                    late_one += u64::from(one.record_parts(service, &team, ts, l, e, s) == Recorded::TooLate);
+                }
+                let late_many = many.record_service_events(service, &team, events.iter().copied());
+                prop_assert_eq!(late_one, late_many);
+                rows_one.extend(one.drain_closed());
+                rows_many.extend(many.drain_closed());
+                prop_assert_eq!(one.max_event_us(), many.max_event_us());
+            }
+            rows_one.extend(one.drain_all());
+            rows_many.extend(many.drain_all());
+            prop_assert_eq!(rows_one, rows_many);
+            prop_assert_eq!(one.too_late(), many.too_late());
         }
     }
 }

@@ -27,7 +27,7 @@ use telltale_core::event::MICROS_PER_SEC;
 use telltale_core::parse::{
     Limits, ParsedLine, RejectReason, Rejection, lines, parse_line_borrowed,
 };
-use telltale_core::rollup::{Recorded, Rollups};
+use telltale_core::rollup::Rollups;
 use telltale_core::{ProbeEvent, Record, ServiceCatalog};
 use telltale_lake::chunk::{EventChunk, EventChunks, EventRow};
 use telltale_lake::deadletter::DeadLetter;
@@ -925,17 +925,11 @@ impl WriterLoop {
         }
         let mut late = 0;
         for chunk in &events {
-            for (ts, latency, is_error, is_slow) in chunk.rollup_inputs() {
-                let recorded = self.rollups.record_parts(
-                    &chunk.service,
-                    &chunk.team,
-                    ts,
-                    latency,
-                    is_error,
-                    is_slow,
-                );
-                late += u64::from(recorded == Recorded::TooLate);
-            }
+            late += self.rollups.record_service_events(
+                &chunk.service,
+                &chunk.team,
+                chunk.rollup_inputs(),
+            );
         }
         if late > 0 {
             self.metrics.rollup_late_events.inc_by(late);
