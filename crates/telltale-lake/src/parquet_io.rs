@@ -154,22 +154,19 @@ pub fn encode_all_parallel(
     let writer = ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(props)).map_err(err)?;
     let (mut file, factory) = writer.into_serialized_writer().map_err(err)?;
     for (index, group) in row_groups(batches, opts.row_group_rows).iter().enumerate() {
-        let mut per_thread: Vec<Vec<(usize, ArrowColumnWriter)>> =
-            (0..threads).map(|_| Vec::new()).collect();
         let writers = factory.create_column_writers(index).map_err(err)?;
         // A flat schema has one leaf per field, so writer i encodes field i.
-        for (i, w) in writers.into_iter().enumerate() {
-            per_thread[i % threads].push((i, w));
-        }
+        let mut per_thread = share_columns(writers, group, threads).into_iter();
+        let own = per_thread.next().unwrap_or_default();
         let encoded = std::thread::scope(|scope| {
             let handles: Vec<_> = per_thread
-                .into_iter()
                 .map(|columns| {
                     let schema = &schema;
                     scope.spawn(move || encode_columns(schema, group, columns))
                 })
                 .collect();
-            let mut chunks = Vec::new();
+            // The calling thread takes a share too instead of waiting idle.
+            let mut chunks = encode_columns(&schema, group, own)?;
             for h in handles {
                 match h.join() {
                     Ok(r) => chunks.extend(r?),
@@ -191,6 +188,38 @@ pub fn encode_all_parallel(
         row_group.close().map_err(err)?;
     }
     file.into_inner().map_err(err)
+}
+
+/// Column writers dealt to `threads` threads so each gets about the same work: biggest
+/// column first, each to the least loaded thread. Size stands in for encoding cost; the
+/// old round robin put the trace ids (the largest column) with half the others and left
+/// one thread idle for the tail of every row group.
+fn share_columns(
+    writers: Vec<ArrowColumnWriter>,
+    group: &[RecordBatch],
+    threads: usize,
+) -> Vec<Vec<(usize, ArrowColumnWriter)>> {
+    let size = |i: usize| -> usize {
+        group
+            .iter()
+            .map(|b| b.column(i).get_buffer_memory_size())
+            .sum()
+    };
+    let mut columns: Vec<_> = writers
+        .into_iter()
+        .enumerate()
+        .map(|(i, w)| (size(i), i, w))
+        .collect();
+    columns.sort_by_key(|(bytes, i, _)| (std::cmp::Reverse(*bytes), *i));
+    let mut shares: Vec<(usize, Vec<(usize, ArrowColumnWriter)>)> =
+        (0..threads.max(1)).map(|_| (0, Vec::new())).collect();
+    for (bytes, i, w) in columns {
+        if let Some(least) = shares.iter_mut().min_by_key(|(load, _)| *load) {
+            least.0 += bytes;
+            least.1.push((i, w));
+        }
+    }
+    shares.into_iter().map(|(_, share)| share).collect()
 }
 
 fn encode_columns(
