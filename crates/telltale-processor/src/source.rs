@@ -36,6 +36,36 @@ pub struct ReaderSource<R> {
     /// Set while skipping the rest of an over-long line.
     skipping: Option<OversizeLine>,
     eof: bool,
+    /// Buffers of batches already processed, back for reuse (see [`Recycled`]).
+    spare: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+/// Batch buffers kept for reuse. A fresh multi-megabyte buffer per batch meant the
+/// kernel zeroing every page of the input once more (3% of the batch job's CPU).
+const SPARE_BUFFERS: usize = 8;
+
+/// A batch's bytes that go back to their source's spare list once the last
+/// [`bytes::Bytes`] pointing at them is dropped (after parsing, or after the WAL wrote
+/// them).
+struct Recycled {
+    buf: Vec<u8>,
+    spare: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl AsRef<[u8]> for Recycled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Recycled {
+    fn drop(&mut self) {
+        if let Ok(mut spare) = self.spare.lock()
+            && spare.len() < SPARE_BUFFERS
+        {
+            spare.push(std::mem::take(&mut self.buf));
+        }
+    }
 }
 
 impl<R: Read + Send> ReaderSource<R> {
@@ -50,6 +80,7 @@ impl<R: Read + Send> ReaderSource<R> {
             next_line: 1,
             skipping: None,
             eof: false,
+            spare: Arc::default(),
         }
     }
 
@@ -83,7 +114,7 @@ impl<R: Read + Send> BatchSource for ReaderSource<R> {
                 let first_line = self.next_line;
                 self.next_line += 1;
                 return Ok(Some(IngestBatch {
-                    data: data.into(),
+                    data: self.recycled(data),
                     source: Arc::clone(&self.name),
                     first_line,
                     oversize,
@@ -123,13 +154,17 @@ impl<R: Read + Send> BatchSource for ReaderSource<R> {
             }
             match memchr::memrchr(b'\n', &self.carry) {
                 Some(last_nl) => {
-                    let rest = self.carry.split_off(last_nl + 1);
-                    let data = std::mem::replace(&mut self.carry, rest);
+                    // The incomplete last line moves to a spare buffer that the next
+                    // reads fill; the whole lines leave as this batch.
+                    let mut next = self.spare_buffer(read_size + self.max_line_bytes);
+                    next.extend_from_slice(&self.carry[last_nl + 1..]);
+                    self.carry.truncate(last_nl + 1);
+                    let data = std::mem::replace(&mut self.carry, next);
                     let first_line = self.next_line;
                     self.next_line += memchr::memchr_iter(b'\n', &data).count() as u64;
                     self.cut_if_oversize();
                     return Ok(Some(IngestBatch {
-                        data: data.into(),
+                        data: self.recycled(data),
                         source: Arc::clone(&self.name),
                         first_line,
                         oversize,
@@ -152,6 +187,23 @@ impl<R: Read + Send> BatchSource for ReaderSource<R> {
 }
 
 impl<R> ReaderSource<R> {
+    /// An empty buffer with room for `bytes`, reused when one is spare.
+    fn spare_buffer(&self, bytes: usize) -> Vec<u8> {
+        let reused = self.spare.lock().ok().and_then(|mut spare| spare.pop());
+        let mut buf = reused.unwrap_or_default();
+        buf.clear();
+        buf.reserve(bytes);
+        buf
+    }
+
+    /// `data` as shared bytes that come back to the spare list when dropped.
+    fn recycled(&self, data: Vec<u8>) -> bytes::Bytes {
+        bytes::Bytes::from_owner(Recycled {
+            buf: data,
+            spare: Arc::clone(&self.spare),
+        })
+    }
+
     /// When the incomplete line in `carry` is already over the limit, stop buffering it.
     fn cut_if_oversize(&mut self) {
         if self.carry.len() > self.max_line_bytes && !self.carry.contains(&b'\n') {
@@ -345,6 +397,31 @@ mod tests {
             let want: Vec<_> = (1..=50).map(|i| (i as u64, format!("line{i}"))).collect();
             assert_eq!(seen, want, "batch_bytes={batch_bytes}");
         }
+    }
+
+    /// Buffers of dropped batches go back to the source for the next reads, and the
+    /// lines stay right.
+    #[test]
+    fn dropped_batches_give_their_buffers_back() {
+        let input: Vec<u8> = (1..=400)
+            .flat_map(|i| format!("line{i:04}\n").into_bytes())
+            .collect();
+        let mut s = ReaderSource::new(&input[..], "test", 300).with_batch_bytes(100);
+        let (mut seen, mut batches, mut returned) = (Vec::new(), 0, 0);
+        while let Some(b) = s.next_batch().unwrap() {
+            for (n, l) in telltale_core::parse::lines(&b.data) {
+                seen.push((b.first_line + n - 1, String::from_utf8(l.to_vec()).unwrap()));
+            }
+            batches += 1;
+            drop(b);
+            returned += usize::from(!s.spare.lock().unwrap().is_empty());
+        }
+        let want: Vec<_> = (1..=400)
+            .map(|i| (i as u64, format!("line{i:04}")))
+            .collect();
+        assert_eq!(seen, want);
+        assert!(batches > 10);
+        assert_eq!(returned, batches, "every dropped batch's buffer came back");
     }
 
     #[test]
