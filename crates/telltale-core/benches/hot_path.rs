@@ -16,6 +16,7 @@ use std::hint::black_box;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use telltale_core::config::RollupConfig;
 use telltale_core::event::MICROS_PER_SEC;
+use telltale_core::parse::parse_line_borrowed;
 use telltale_core::{
     FlaggedEvent, Limits, Record, Rollups, ServiceCatalog, ServiceEvent, parse_line,
 };
@@ -116,6 +117,17 @@ fn bench_parse(c: &mut Criterion) {
             });
         });
     }
+    // What the processor's ingest calls: the same validation, strings borrowed from the
+    // line (no owned event).
+    let lines = batch_of(&SIM_LINES);
+    g.bench_function("simulator_line_borrowed", |b| {
+        b.iter(|| {
+            for (i, raw) in lines.iter().enumerate() {
+                let parsed = parse_line_borrowed(black_box(raw), i as u64 + 1, NOW_US, &limits);
+                let _ = black_box(parsed);
+            }
+        });
+    });
     g.finish();
 }
 
