@@ -30,6 +30,11 @@ pub struct CompactOptions {
     pub zstd_level: i32,
     /// Most rows in one row group.
     pub row_group_rows: usize,
+    /// When the lake is written through a write-ahead log: the position its last
+    /// checkpoint covers (0 with no checkpoint yet). Files from later positions are left
+    /// alone, because after a crash the replay writes them again under the same names,
+    /// and a merged copy of their rows would then be a duplicate. `None`: no log.
+    pub replay_covered_upto: Option<u64>,
 }
 
 impl Default for CompactOptions {
@@ -37,6 +42,17 @@ impl Default for CompactOptions {
         Self {
             zstd_level: 3,
             row_group_rows: 128 * 1024,
+            replay_covered_upto: None,
+        }
+    }
+}
+
+impl CompactOptions {
+    /// Whether a crash could make the write-ahead log's replay write `file_name` again.
+    fn replay_may_rewrite(&self, file_name: &str) -> bool {
+        match (self.replay_covered_upto, layout::wal_position(file_name)) {
+            (Some(covered), Some(position)) => position > covered,
+            _ => false,
         }
     }
 }
@@ -54,6 +70,9 @@ pub struct CompactOutcome {
     pub rows: u64,
     /// Inputs of an earlier, interrupted compaction that were deleted first.
     pub recovered: usize,
+    /// Files left alone because the write-ahead log's last checkpoint does not cover
+    /// them yet (see [`CompactOptions::replay_covered_upto`]).
+    pub held_back: usize,
 }
 
 impl CompactOutcome {
@@ -142,6 +161,8 @@ fn compact_dir(
         store.delete(&path_of(name))?;
     }
     inputs.retain(|i| !finished.contains(&i.name));
+    let before = inputs.len();
+    inputs.retain(|i| !opts.replay_may_rewrite(&i.name));
 
     let mut outcome = CompactOutcome {
         partition: partition.clone(),
@@ -149,6 +170,7 @@ fn compact_dir(
         files_out: 0,
         rows: 0,
         recovered: finished.len(),
+        held_back: before - inputs.len(),
     };
     if inputs.len() <= 1 {
         return Ok(outcome);
@@ -374,6 +396,58 @@ mod tests {
             1,
             "other partitions untouched"
         );
+    }
+
+    /// Regression: compaction merged files written after the write-ahead log's last
+    /// checkpoint; a crash then made the replay write them again next to the merged copy
+    /// of their rows (duplicates). They are now left until a checkpoint covers them.
+    #[test]
+    fn compaction_leaves_files_a_replay_would_rewrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalDisk::new(dir.path()));
+        let opts = WriterOptions {
+            flush_rows: 1,
+            ..WriterOptions::default()
+        };
+        let mut w = LakeWriter::new(store.clone(), opts).unwrap();
+        for lsn in 1..=5u64 {
+            w.set_position(lsn);
+            let e = event("a", DAY0 + lsn as i64, lsn as f64);
+            w.append_events(vec![e], Instant::now()).unwrap();
+        }
+        let positions = |store: &LocalDisk| -> Vec<Option<u64>> {
+            partition_files(store, "a")
+                .iter()
+                .map(|f| layout::wal_position(layout::file_name(f)))
+                .collect()
+        };
+        assert_eq!(positions(&store), (1..=5).map(Some).collect::<Vec<_>>());
+
+        let covered_to_3 = CompactOptions {
+            replay_covered_upto: Some(3),
+            ..CompactOptions::default()
+        };
+        let out =
+            compact_partition(store.as_ref(), Table::Events, "a", DATE, &covered_to_3).unwrap();
+        assert_eq!((out.files_in, out.held_back, out.rows), (3, 2, 3));
+        let mut left = positions(&store);
+        left.sort();
+        assert_eq!(left, vec![None, Some(4), Some(5)], "merged file + 4 and 5");
+        let mut rows = latencies(&store);
+        rows.sort_by(f64::total_cmp);
+        assert_eq!(rows, vec![1.0, 2.0, 3.0, 4.0, 5.0], "every row once");
+
+        // Once a checkpoint covers them (or there is no log), they are merged too.
+        let out = compact_partition(
+            store.as_ref(),
+            Table::Events,
+            "a",
+            DATE,
+            &CompactOptions::default(),
+        )
+        .unwrap();
+        assert_eq!((out.files_in, out.held_back), (3, 0));
+        assert_eq!(partition_files(&store, "a").len(), 1);
     }
 
     #[test]

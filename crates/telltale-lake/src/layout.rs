@@ -177,6 +177,18 @@ pub fn deadletter_dir(date: &str) -> String {
     format!("{DEADLETTER_DIR}/{DATE_COLUMN}={}", encode(date))
 }
 
+/// The write-ahead log position a data file was written from, for files named
+/// `part-<position>-wal.parquet` (see `LakeWriter::set_position`); `None` for any other
+/// name.
+pub fn wal_position(file_name: &str) -> Option<u64> {
+    file_name
+        .strip_prefix("part-")?
+        .strip_suffix(PARQUET_EXT)?
+        .strip_suffix("-wal")?
+        .parse()
+        .ok()
+}
+
 /// The last component of a `/`-separated relative path.
 pub fn file_name(rel_path: &str) -> &str {
     rel_path.rsplit('/').next().unwrap_or(rel_path)

@@ -79,13 +79,15 @@ pub fn run_compact(args: CompactArgs) -> anyhow::Result<()> {
     };
     let opts = telltale_lake::compact::CompactOptions {
         zstd_level: args.zstd_level,
+        replay_covered_upto: replay_covered_upto(&args.data_dir)?,
         ..Default::default()
     };
     let outcomes = telltale_lake::compact::compact_all(store.as_ref(), table, &opts)?;
-    let (mut files_in, mut rows) = (0usize, 0u64);
+    let (mut files_in, mut rows, mut held_back) = (0usize, 0u64, 0usize);
     for o in &outcomes {
         files_in += o.files_in;
         rows += o.rows;
+        held_back += o.held_back;
     }
     eprintln!(
         "compacted {} partitions: {} files merged, {} rows rewritten",
@@ -93,5 +95,50 @@ pub fn run_compact(args: CompactArgs) -> anyhow::Result<()> {
         files_in,
         rows
     );
+    if held_back > 0 {
+        eprintln!(
+            "left {held_back} files written after the write-ahead log's last checkpoint; \
+             they are merged by a later run, once a checkpoint covers them"
+        );
+    }
     Ok(())
+}
+
+/// The write-ahead log position the lake's last checkpoint covers, when the lake is
+/// written through a log (`<data-dir>/wal`, as `telltale process` and `telltale run`
+/// keep it): 0 when the log has no checkpoint yet, `None` when there is no log.
+fn replay_covered_upto(data_dir: &std::path::Path) -> anyhow::Result<Option<u64>> {
+    let wal_dir = data_dir.join("wal");
+    if !wal_dir.is_dir() {
+        return Ok(None);
+    }
+    let checkpoint = telltale_processor::wal::read_checkpoint(&wal_dir)
+        .with_context(|| format!("reading the checkpoint in {}", wal_dir.display()))?;
+    Ok(Some(checkpoint.map_or(0, |c| c.lsn)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use telltale_core::Rollups;
+    use telltale_processor::wal::{Checkpoint, write_checkpoint};
+
+    /// `telltale compact` holds back exactly what a replay could rewrite: nothing without
+    /// a log, everything positioned before the first checkpoint, then what follows it.
+    #[test]
+    fn compaction_bound_follows_the_wal_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(replay_covered_upto(dir.path()).unwrap(), None, "no log");
+        let wal = dir.path().join("wal");
+        std::fs::create_dir(&wal).unwrap();
+        assert_eq!(
+            replay_covered_upto(dir.path()).unwrap(),
+            Some(0),
+            "no checkpoint"
+        );
+        let rollups = Rollups::new(Duration::from_secs(10), Duration::from_secs(5)).snapshot();
+        write_checkpoint(&wal, &Checkpoint { lsn: 42, rollups }).unwrap();
+        assert_eq!(replay_covered_upto(dir.path()).unwrap(), Some(42));
+    }
 }
