@@ -38,7 +38,13 @@ pub struct ReaderSource<R> {
     eof: bool,
     /// Buffers of batches already processed, back for reuse (see [`Recycled`]).
     spare: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Hand on whatever one read returns (pipes, terminals) instead of waiting for a full
+    /// batch (see [`ReaderSource::live`]).
+    live: bool,
 }
+
+/// Most bytes one read takes in [`ReaderSource::live`] mode (a pipe holds 64 KiB).
+const LIVE_READ_BYTES: usize = 64 << 10;
 
 /// Batch buffers kept for reuse. A fresh multi-megabyte buffer per batch meant the
 /// kernel zeroing every page of the input once more (3% of the batch job's CPU).
@@ -81,7 +87,17 @@ impl<R: Read + Send> ReaderSource<R> {
             skipping: None,
             eof: false,
             spare: Arc::default(),
+            live: false,
         }
+    }
+
+    /// For input that arrives over time (stdin, a pipe): each read's complete lines are
+    /// a batch at once. Otherwise a batch waits for `batch_bytes` or the end of input,
+    /// and a pipe with a few lines a second (`tail -f … | telltale process --input -`)
+    /// would sit unprocessed until a megabyte had arrived.
+    pub fn live(mut self) -> Self {
+        self.live = true;
+        self
     }
 
     /// Sets the target batch size in bytes.
@@ -121,11 +137,20 @@ impl<R: Read + Send> BatchSource for ReaderSource<R> {
                 }));
             }
             let start = self.carry.len();
-            self.carry.reserve(read_size);
-            // `read_to_end` fills the spare capacity without zeroing it first.
-            let read = (&mut self.reader)
-                .take(read_size as u64)
-                .read_to_end(&mut self.carry);
+            let read = if self.live {
+                // One read: whatever has arrived, up to a pipe's worth.
+                self.carry.resize(start + LIVE_READ_BYTES, 0);
+                let read = self.reader.read(&mut self.carry[start..]);
+                self.carry.truncate(start + *read.as_ref().unwrap_or(&0));
+                read
+            } else {
+                self.carry.reserve(read_size);
+                // `read_to_end` fills the spare capacity without zeroing it first, and
+                // keeps reading until the batch is full or the input ends.
+                (&mut self.reader)
+                    .take(read_size as u64)
+                    .read_to_end(&mut self.carry)
+            };
             let n = match read {
                 Ok(0) => {
                     self.eof = true;
@@ -422,6 +447,38 @@ mod tests {
         assert_eq!(seen, want);
         assert!(batches > 10);
         assert_eq!(returned, batches, "every dropped batch's buffer came back");
+    }
+
+    /// Regression: stdin was read until a whole batch (1 MiB) or the end of input, so a
+    /// slow pipe's lines were not processed as they came.
+    #[test]
+    fn live_source_hands_on_lines_before_the_pipe_closes() {
+        use std::io::Write;
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        writer.write_all(b"first\nsecond\nthi").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handle = std::thread::spawn(move || {
+            let mut s = ReaderSource::new(reader, "stdin", 300).live();
+            while let Some(batch) = s.next_batch().unwrap() {
+                let lines: Vec<_> = telltale_core::parse::lines(&batch.data)
+                    .map(|(n, l)| (batch.first_line + n - 1, l.to_vec()))
+                    .collect();
+                tx.send(lines).unwrap();
+            }
+        });
+        // The writer stays open: the batch must come from what is there, not from EOF.
+        // (The timeout only keeps a regression from hanging the test run.)
+        let wait = std::time::Duration::from_secs(60);
+        let first = rx
+            .recv_timeout(wait)
+            .expect("no batch while the pipe is open");
+        assert_eq!(first, vec![(1, b"first".to_vec()), (2, b"second".to_vec())]);
+        writer.write_all(b"rd\n").unwrap();
+        let second = rx.recv_timeout(wait).expect("no batch for the third line");
+        assert_eq!(second, vec![(3, b"third".to_vec())]);
+        drop(writer);
+        handle.join().unwrap();
+        assert!(rx.try_recv().is_err(), "nothing after the end of input");
     }
 
     #[test]

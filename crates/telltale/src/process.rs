@@ -218,20 +218,28 @@ pub fn drain_input(
 ) -> anyhow::Result<DrainSummary> {
     let (mut source, total): (Box<dyn BatchSource>, Option<u64>) = if input == Path::new("-") {
         (
-            Box::new(ReaderSource::new(std::io::stdin(), "stdin", max_line_bytes)),
+            Box::new(ReaderSource::new(std::io::stdin(), "stdin", max_line_bytes).live()),
             None,
         )
     } else {
         let file =
             std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
-        let len = file.metadata().map(|m| m.len()).ok();
+        let meta = file.metadata().ok();
         let name = format!("file:{}", input.display());
-        (
-            Box::new(
-                ReaderSource::new(file, &name, max_line_bytes).with_batch_bytes(FILE_BATCH_BYTES),
+        match meta.filter(|m| m.is_file()) {
+            Some(meta) => (
+                Box::new(
+                    ReaderSource::new(file, &name, max_line_bytes)
+                        .with_batch_bytes(FILE_BATCH_BYTES),
+                ),
+                Some(meta.len()),
             ),
-            len,
-        )
+            // A named pipe or a device: lines arrive over time, like stdin.
+            None => (
+                Box::new(ReaderSource::new(file, &name, max_line_bytes).live()),
+                None,
+            ),
+        }
     };
     let bar = match total {
         Some(len) => ProgressBar::new(len).with_style(
