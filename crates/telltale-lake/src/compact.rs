@@ -328,6 +328,15 @@ mod tests {
         (dir, store)
     }
 
+    /// Compacts partition `a` of [`DATE`] with default options.
+    fn compact_a(store: &Arc<LocalDisk>) -> CompactOutcome {
+        compact_a_with(store, &CompactOptions::default())
+    }
+
+    fn compact_a_with(store: &Arc<LocalDisk>, opts: &CompactOptions) -> CompactOutcome {
+        compact_partition(store.as_ref(), Table::Events, "a", DATE, opts).unwrap()
+    }
+
     fn partition_files(store: &LocalDisk, service: &str) -> Vec<String> {
         let dir = PartitionKey::new(Table::Events, service, DATE).rel_dir();
         store
@@ -359,14 +368,7 @@ mod tests {
     fn many_small_files_become_one_sorted_file() {
         let (_dir, store) = lake(20);
         assert_eq!(partition_files(&store, "a").len(), 20);
-        let out = compact_partition(
-            store.as_ref(),
-            Table::Events,
-            "a",
-            DATE,
-            &CompactOptions::default(),
-        )
-        .unwrap();
+        let out = compact_a(&store);
         assert_eq!(
             (out.files_in, out.files_out, out.rows, out.recovered),
             (20, 1, 20, 0)
@@ -427,8 +429,7 @@ mod tests {
             replay_covered_upto: Some(3),
             ..CompactOptions::default()
         };
-        let out =
-            compact_partition(store.as_ref(), Table::Events, "a", DATE, &covered_to_3).unwrap();
+        let out = compact_a_with(&store, &covered_to_3);
         assert_eq!((out.files_in, out.held_back, out.rows), (3, 2, 3));
         let mut left = positions(&store);
         left.sort();
@@ -438,14 +439,7 @@ mod tests {
         assert_eq!(rows, vec![1.0, 2.0, 3.0, 4.0, 5.0], "every row once");
 
         // Once a checkpoint covers them (or there is no log), they are merged too.
-        let out = compact_partition(
-            store.as_ref(),
-            Table::Events,
-            "a",
-            DATE,
-            &CompactOptions::default(),
-        )
-        .unwrap();
+        let out = compact_a(&store);
         assert_eq!((out.files_in, out.held_back), (3, 0));
         assert_eq!(partition_files(&store, "a").len(), 1);
     }
@@ -453,23 +447,9 @@ mod tests {
     #[test]
     fn compacting_twice_is_a_noop() {
         let (_dir, store) = lake(3);
-        compact_partition(
-            store.as_ref(),
-            Table::Events,
-            "a",
-            DATE,
-            &CompactOptions::default(),
-        )
-        .unwrap();
+        compact_a(&store);
         let before = partition_files(&store, "a");
-        let again = compact_partition(
-            store.as_ref(),
-            Table::Events,
-            "a",
-            DATE,
-            &CompactOptions::default(),
-        )
-        .unwrap();
+        let again = compact_a(&store);
         assert!(again.is_noop(), "{again:?}");
         assert_eq!(partition_files(&store, "a"), before);
     }
@@ -481,14 +461,7 @@ mod tests {
             .into_iter()
             .map(|f| (f.clone(), store.read(&f).unwrap()))
             .collect();
-        compact_partition(
-            store.as_ref(),
-            Table::Events,
-            "a",
-            DATE,
-            &CompactOptions::default(),
-        )
-        .unwrap();
+        compact_a(&store);
         let [merged] = partition_files(&store, "a").try_into().unwrap();
         // The state a crash right after the merged file's rename leaves: merged file and
         // every input.
@@ -501,14 +474,7 @@ mod tests {
             "rows are duplicated until recovery"
         );
 
-        let out = compact_partition(
-            store.as_ref(),
-            Table::Events,
-            "a",
-            DATE,
-            &CompactOptions::default(),
-        )
-        .unwrap();
+        let out = compact_a(&store);
         assert_eq!((out.recovered, out.files_in, out.files_out), (5, 0, 0));
         assert_eq!(partition_files(&store, "a"), [merged]);
         assert_eq!(latencies(&store), (0..5).map(f64::from).collect::<Vec<_>>());
@@ -521,26 +487,12 @@ mod tests {
             .into_iter()
             .map(|f| (f.clone(), store.read(&f).unwrap()))
             .collect();
-        compact_partition(
-            store.as_ref(),
-            Table::Events,
-            "a",
-            DATE,
-            &CompactOptions::default(),
-        )
-        .unwrap();
+        compact_a(&store);
         // Crash after deleting two of four inputs.
         for (name, bytes) in &inputs[2..] {
             store.put_atomic(name, bytes).unwrap();
         }
-        let out = compact_partition(
-            store.as_ref(),
-            Table::Events,
-            "a",
-            DATE,
-            &CompactOptions::default(),
-        )
-        .unwrap();
+        let out = compact_a(&store);
         assert_eq!((out.recovered, out.files_out), (2, 0));
         assert_eq!(latencies(&store), (0..4).map(f64::from).collect::<Vec<_>>());
     }
@@ -548,14 +500,7 @@ mod tests {
     #[test]
     fn new_files_after_a_recovery_are_merged_with_the_merged_file() {
         let (dir, store) = lake(3);
-        compact_partition(
-            store.as_ref(),
-            Table::Events,
-            "a",
-            DATE,
-            &CompactOptions::default(),
-        )
-        .unwrap();
+        compact_a(&store);
         let opts = WriterOptions {
             flush_rows: 1,
             ..WriterOptions::default()
@@ -563,14 +508,7 @@ mod tests {
         let mut w = LakeWriter::new(Arc::new(LocalDisk::new(dir.path())), opts).unwrap();
         w.append_events(vec![event("a", DAY0 + 10, 99.0)], Instant::now())
             .unwrap();
-        let out = compact_partition(
-            store.as_ref(),
-            Table::Events,
-            "a",
-            DATE,
-            &CompactOptions::default(),
-        )
-        .unwrap();
+        let out = compact_a(&store);
         assert_eq!((out.files_in, out.rows), (2, 4));
         assert_eq!(latencies(&store), [0.0, 1.0, 2.0, 99.0]);
     }
