@@ -36,5 +36,5 @@ pub mod testing;
 pub use error::InfluxError;
 pub use line::LineBuilder;
 pub use points::{PipelinePoint, SloStatusPoint, ToLineProtocol, encode};
-pub use sink::{DEADLETTER_SUBDIR, InfluxSink, InfluxStats, SPOOL_SUBDIR};
+pub use sink::{DEADLETTER_SUBDIR, InfluxSink, InfluxStats, InfluxStatsReader, SPOOL_SUBDIR};
 pub use telltale_core::sinks::{InfluxApi, InfluxConfig};

@@ -139,6 +139,25 @@ pub struct InfluxSink {
 
 struct ShutdownOnDrop(Arc<Shared>);
 
+/// Reads a sink's stats (see [`InfluxSink::stats_reader`]).
+#[derive(Clone)]
+pub struct InfluxStatsReader(Arc<Shared>);
+
+impl InfluxStatsReader {
+    /// The sink's counters and gauges now.
+    pub fn stats(&self) -> InfluxStats {
+        self.0.stats()
+    }
+}
+
+impl fmt::Debug for InfluxStatsReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("InfluxStatsReader")
+            .field(&self.0.target_desc)
+            .finish()
+    }
+}
+
 impl Drop for ShutdownOnDrop {
     fn drop(&mut self) {
         self.0.request_shutdown();
@@ -244,6 +263,13 @@ impl InfluxSink {
     /// Counters and gauges, for `/metrics`.
     pub fn stats(&self) -> InfluxStats {
         self.shared().stats()
+    }
+
+    /// A handle that reads [`InfluxSink::stats`] without being a handle to the sink:
+    /// holding it (in a metrics registry, say) does not keep the sink from shutting down
+    /// when its last handle is dropped.
+    pub fn stats_reader(&self) -> InfluxStatsReader {
+        InfluxStatsReader(Arc::clone(&self.guard.0))
     }
 
     /// Stops the sink: keeps delivering for up to `shutdown_timeout`, then spools what is

@@ -122,6 +122,12 @@ impl Notifier {
     pub fn stats(&self) -> &NotifierStats {
         &self.stats
     }
+
+    /// The delivery counters, shared: holding them does not keep the delivery task
+    /// running, unlike a `Notifier` clone.
+    pub fn shared_stats(&self) -> std::sync::Arc<NotifierStats> {
+        std::sync::Arc::clone(&self.stats)
+    }
 }
 
 fn rfc3339(us: i64) -> String {

@@ -3,14 +3,22 @@
 //! Counters are also read back by the periodic one-line summary, so the log and the
 //! scrape never disagree.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use telltale_influx::InfluxStatsReader;
+
+use crate::alertmanager::NotifierStats;
 use telltale_core::RejectReason;
 
 /// `reason` label of rejects.
@@ -120,6 +128,105 @@ pub struct Metrics {
     pub wal_segments: Gauge<i64, AtomicI64>,
     /// Records replayed from the write-ahead log at start.
     pub wal_replayed_records: Counter,
+}
+
+/// The outputs' own counters, exported with the processor's metrics: the InfluxDB
+/// sink's (`telltale_influx_*`) and the Alertmanager delivery's (`telltale_alertmanager_*`).
+/// Either may be absent (output disabled); its series are then not exported.
+#[derive(Debug, Default)]
+pub struct OutputStats {
+    /// The InfluxDB sink, when enabled.
+    pub influx: Option<InfluxStatsReader>,
+    /// Alertmanager delivery, when enabled.
+    pub alertmanager: Option<Arc<NotifierStats>>,
+}
+
+impl Collector for OutputStats {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let c = ConstCounter::new(value);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)
+        };
+        if let Some(influx) = &self.influx {
+            let s = influx.stats();
+            counter(
+                "influx_points_received",
+                "Points handed to the InfluxDB sink",
+                s.points_received,
+            )?;
+            counter(
+                "influx_points_sent",
+                "Points InfluxDB acknowledged",
+                s.points_sent,
+            )?;
+            counter(
+                "influx_requests_sent",
+                "Successful InfluxDB write requests",
+                s.requests_sent,
+            )?;
+            counter(
+                "influx_bytes_sent",
+                "Request bytes InfluxDB acknowledged (after gzip)",
+                s.bytes_sent,
+            )?;
+            counter(
+                "influx_retries",
+                "InfluxDB writes that failed and were retried",
+                s.retries,
+            )?;
+            counter(
+                "influx_points_spilled",
+                "Points moved from memory to the spool",
+                s.points_spilled,
+            )?;
+            counter(
+                "influx_points_dropped",
+                "Points lost: evicted from a full spool or not spillable",
+                s.points_dropped,
+            )?;
+            counter(
+                "influx_points_dead_lettered",
+                "Points in batches InfluxDB refused, kept in dead-letter files",
+                s.points_dead_lettered,
+            )?;
+        }
+        if let Some(am) = &self.alertmanager {
+            counter(
+                "alertmanager_posts_ok",
+                "Successful posts to Alertmanager",
+                am.posts_ok.load(Ordering::Relaxed),
+            )?;
+            counter(
+                "alertmanager_posts_failed",
+                "Failed posts to Alertmanager (each retried)",
+                am.posts_failed.load(Ordering::Relaxed),
+            )?;
+        }
+        if let Some(influx) = &self.influx {
+            let s = influx.stats();
+            for (name, help, value) in [
+                (
+                    "influx_queued_points",
+                    "Points in memory waiting to be sent to InfluxDB",
+                    s.queued_points,
+                ),
+                (
+                    "influx_spooled_points",
+                    "Points in the InfluxDB spool on disk",
+                    s.spooled_points,
+                ),
+                (
+                    "influx_spooled_bytes",
+                    "Bytes in the InfluxDB spool on disk",
+                    s.spooled_bytes,
+                ),
+            ] {
+                let g = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+                g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for Metrics {
@@ -319,6 +426,13 @@ impl Metrics {
             m.wal_replayed_records.clone(),
         );
         Self { registry, ..m }
+    }
+
+    /// Adds the outputs' own counters (InfluxDB sink, Alertmanager delivery), read at
+    /// each scrape. Called before the metrics are shared.
+    pub fn with_outputs(mut self, outputs: OutputStats) -> Self {
+        self.registry.register_collector(Box::new(outputs));
+        self
     }
 
     /// Total ingest requests refused for overload.

@@ -14,6 +14,7 @@ use telltale_influx::InfluxSink;
 use telltale_lake::query::{QueryEngine, rollup_minutes_since};
 use telltale_processor::alertmanager::{Notifier, NotifierSettings};
 use telltale_processor::http::{HttpSettings, router};
+use telltale_processor::metrics::OutputStats;
 use telltale_processor::outputs::{AlertDelivery, Outputs, SloView};
 use telltale_processor::pipeline::WalSettings;
 use telltale_processor::source::{BatchSource, DrainSummary, ReaderSource, drain_source};
@@ -65,26 +66,6 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
     if logged {
         settings.wal = WalSettings::from_config(&loaded.pipeline.wal, loaded.data_dir.join("wal"));
     }
-    let pipeline = tokio::task::block_in_place(|| {
-        Pipeline::start(settings, store, Arc::new(Metrics::new()), None)
-    })
-    .context("starting the pipeline (replaying the write-ahead log)")?;
-    let mut slo = SloEngine::new(&loaded.catalog, SloSettings::default())
-        .context("configuring the SLO engine")?;
-    let since = chrono::Utc::now().timestamp_micros() - SLO_HISTORY.as_micros() as i64;
-    let engine = QueryEngine::open(&loaded.data_dir).await?;
-    let history = rollup_minutes_since(&engine, since)
-        .await
-        .context("reading rollup history for the SLO engine")?;
-    for row in &history {
-        slo.observe(row);
-    }
-    if !history.is_empty() {
-        tracing::info!(
-            minutes = history.len(),
-            "SLO engine primed with rollup history from the lake"
-        );
-    }
     let influx = if loaded.influx.is_enabled() {
         let (sink, _task) = InfluxSink::start(&loaded.influx, &loaded.data_dir)
             .context("starting the InfluxDB sink")?;
@@ -108,6 +89,30 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
     } else {
         None
     };
+    // The outputs start first so that /metrics can show their counters from the start.
+    let metrics = Metrics::new().with_outputs(OutputStats {
+        influx: influx.as_ref().map(InfluxSink::stats_reader),
+        alertmanager: alerts.as_ref().map(|a| a.notifier.shared_stats()),
+    });
+    let pipeline =
+        tokio::task::block_in_place(|| Pipeline::start(settings, store, Arc::new(metrics), None))
+            .context("starting the pipeline (replaying the write-ahead log)")?;
+    let mut slo = SloEngine::new(&loaded.catalog, SloSettings::default())
+        .context("configuring the SLO engine")?;
+    let since = chrono::Utc::now().timestamp_micros() - SLO_HISTORY.as_micros() as i64;
+    let engine = QueryEngine::open(&loaded.data_dir).await?;
+    let history = rollup_minutes_since(&engine, since)
+        .await
+        .context("reading rollup history for the SLO engine")?;
+    for row in &history {
+        slo.observe(row);
+    }
+    if !history.is_empty() {
+        tracing::info!(
+            minutes = history.len(),
+            "SLO engine primed with rollup history from the lake"
+        );
+    }
     let view = Arc::new(SloView::default());
     let outputs = Outputs::new(slo, influx.clone(), alerts, Arc::clone(&view));
     // Outputs see only what arrives from now on; what the replay wrote is in the lake,
