@@ -253,21 +253,11 @@ impl Rollups {
         is_error: bool,
         is_slow: bool,
     ) -> Recorded {
-        let start = self.window_start(timestamp_us);
-        if start + self.window_us <= self.emitted_upto_us {
-            self.too_late += 1;
-            return Recorded::TooLate;
+        let event = [(timestamp_us, latency_ms, is_error, is_slow)];
+        match self.record_service_events(service, team, event) {
+            0 => Recorded::Counted,
+            _ => Recorded::TooLate,
         }
-        self.max_event_us = self.max_event_us.max(timestamp_us);
-        let windows = match self.open.get_mut(service) {
-            Some(w) => w,
-            None => self.open.entry(service.to_owned()).or_default(),
-        };
-        windows
-            .entry(start)
-            .or_insert_with(|| WindowAgg::new(Arc::clone(team)))
-            .record(latency_ms, is_error, is_slow);
-        Recorded::Counted
     }
 
     /// [`Rollups::record_parts`] for many events of one service, as (timestamp µs,

@@ -147,8 +147,8 @@ impl Collector for OutputStats {
             let c = ConstCounter::new(value);
             c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)
         };
-        if let Some(influx) = &self.influx {
-            let s = influx.stats();
+        let influx = self.influx.as_ref().map(InfluxStatsReader::stats);
+        if let Some(s) = &influx {
             counter(
                 "influx_points_received",
                 "Points handed to the InfluxDB sink",
@@ -202,8 +202,7 @@ impl Collector for OutputStats {
                 am.posts_failed.load(Ordering::Relaxed),
             )?;
         }
-        if let Some(influx) = &self.influx {
-            let s = influx.stats();
+        if let Some(s) = &influx {
             for (name, help, value) in [
                 (
                     "influx_queued_points",
