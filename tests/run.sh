@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the integration tests start as real servers: influxdb (influxd 1.x) and
 # victoria-metrics for the InfluxDB sink. This list grows with the Alertmanager and
-# browser tests; docker-compose (v1) validates docker-compose.yml (crates/telltale/tests/compose.rs).
+# browser tests; docker-compose (v1) validates docker-compose.yml (crates/telltale/tests/it/compose.rs).
 APT_PACKAGES=(influxdb victoria-metrics prometheus-alertmanager docker-compose chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -23,6 +23,8 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+echo "== no import cycles between the files of a crate"
+python3 tests/tools/module_cycles.py
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"

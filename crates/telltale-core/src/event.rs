@@ -116,12 +116,19 @@ pub fn utc_date(timestamp_us: i64) -> String {
     }
 }
 
-/// RFC 3339 text (UTC, microseconds) of a timestamp.
+/// RFC 3339 text (UTC, `Z`) of a timestamp in µs at `precision`; `None` outside chrono's
+/// range (about ±262 000 years). telltale-core's one RFC 3339 formatter: [`rfc3339`]
+/// (microseconds, for the lake and logs) and [`crate::slo::rfc3339`] (milliseconds, for
+/// Alertmanager) are this plus what to print for an out-of-range timestamp.
+pub fn format_rfc3339(timestamp_us: i64, precision: chrono::SecondsFormat) -> Option<String> {
+    chrono::DateTime::from_timestamp_micros(timestamp_us)
+        .map(|t| t.to_rfc3339_opts(precision, true))
+}
+
+/// RFC 3339 text (UTC, microseconds) of a timestamp; `"<n>us"` outside chrono's range.
 pub fn rfc3339(timestamp_us: i64) -> String {
-    match chrono::DateTime::from_timestamp_micros(timestamp_us) {
-        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        None => format!("{timestamp_us}us"),
-    }
+    format_rfc3339(timestamp_us, chrono::SecondsFormat::Micros)
+        .unwrap_or_else(|| format!("{timestamp_us}us"))
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@ pub mod event;
 pub mod flag;
 pub mod parse;
 pub mod rollup;
-pub mod sinks;
 pub mod slo;
 
 pub use config::{ConfigError, PipelineConfig, ServiceCatalog, ServicePolicy, SloWindow};

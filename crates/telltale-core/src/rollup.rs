@@ -52,6 +52,31 @@ pub struct RollupRow {
 }
 
 impl RollupRow {
+    /// A row with counts only (latency fields 0): what the SLO engine needs, e.g. the
+    /// per-minute history read back from the lake at start-up.
+    pub fn counts_only(
+        service: impl Into<String>,
+        team: impl Into<String>,
+        window_start_us: i64,
+        window_seconds: i64,
+        [count, errors, slow]: [u64; 3],
+    ) -> Self {
+        Self {
+            service: service.into(),
+            team: team.into(),
+            window_start_us,
+            window_seconds,
+            count,
+            errors,
+            slow,
+            latency_avg_ms: 0.0,
+            latency_p50_ms: 0.0,
+            latency_p95_ms: 0.0,
+            latency_p99_ms: 0.0,
+            latency_max_ms: 0.0,
+        }
+    }
+
     /// Fraction of events that were errors.
     pub fn error_rate(&self) -> f64 {
         ratio(self.errors, self.count)

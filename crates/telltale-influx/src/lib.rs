@@ -3,7 +3,7 @@
 //! The InfluxDB sink, at the end of the data flow:
 //!
 //! ```text
-//! processor: RollupRow, SloStatusPoint, ProbeEvent, PipelinePoint
+//! processor: RollupRow, SloStatus, ProbeEvent, PipelinePoint
 //!     ──send()──▶ [line protocol] ──▶ memory ──(outage)──▶ <data>/spool/influx/
 //!     ──HTTP POST, gzip, batches, retries──▶ InfluxDB 1.x / 2.x / 3.x (or VictoriaMetrics)
 //!     ──InfluxQL──▶ Grafana
@@ -17,15 +17,15 @@
 //!   retries with backoff and `Retry-After`, the spool, dead letters), with
 //!   [`InfluxStats`] for `/metrics`.
 //!
-//! Settings are `telltale_core::sinks::InfluxConfig` (`[influx]`, `INFLUX_*`). The
+//! Settings are `telltale_core::config::InfluxConfig` (`[influx]`, `INFLUX_*`). The
 //! schema, the environment variables and the delivery guarantees are in
 //! `docs/influxdb.md`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod client;
 mod error;
-mod http;
 pub mod line;
 pub mod points;
 mod sink;
@@ -35,6 +35,6 @@ pub mod testing;
 
 pub use error::InfluxError;
 pub use line::LineBuilder;
-pub use points::{PipelinePoint, SloStatusPoint, ToLineProtocol, encode};
+pub use points::{PipelinePoint, ToLineProtocol, encode};
 pub use sink::{DEADLETTER_SUBDIR, InfluxSink, InfluxStats, InfluxStatsReader, SPOOL_SUBDIR};
-pub use telltale_core::sinks::{InfluxApi, InfluxConfig};
+pub use telltale_core::config::{InfluxApi, InfluxConfig};

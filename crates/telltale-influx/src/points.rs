@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use telltale_core::slo::{AlertLevel, SloStatus};
 use telltale_core::{ProbeEvent, RollupRow};
 
 use crate::line::LineBuilder;
@@ -64,67 +65,33 @@ impl ToLineProtocol for RollupRow {
     }
 }
 
-/// The state of one SLO at one evaluation, as the SLO engine reports it. A plain input
-/// struct so this crate does not depend on the engine's types; the processor maps to it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SloStatusPoint {
-    /// Service name.
-    pub service: String,
-    /// Owning team.
-    pub team: String,
-    /// Which SLI: `availability` or `latency`.
-    pub sli: String,
-    /// 0 green, 1 yellow, 2 red.
-    pub state: u8,
-    /// The SLI over the SLO window, as a fraction (e.g. 0.9993).
-    pub sli_value: f64,
-    /// The objective, as a fraction (e.g. 0.999).
-    pub objective: f64,
-    /// Error budget left, as a fraction of the whole budget (negative when overspent).
-    pub budget_remaining: f64,
-    /// Burn rate over the last 5 minutes.
-    pub burn_rate_5m: f64,
-    /// Burn rate over the last 30 minutes.
-    pub burn_rate_30m: f64,
-    /// Burn rate over the last hour.
-    pub burn_rate_1h: f64,
-    /// Burn rate over the last 2 hours.
-    pub burn_rate_2h: f64,
-    /// Burn rate over the last 6 hours.
-    pub burn_rate_6h: f64,
-    /// Burn rate over the last day.
-    pub burn_rate_1d: f64,
-    /// Burn rate over the last 3 days.
-    pub burn_rate_3d: f64,
-    /// The alert tier firing (`page`, `ticket`, ...), if any.
-    pub alert_tier: Option<String>,
-    /// Evaluation time, µs since the epoch.
-    pub at_us: i64,
-}
-
 /// The `alert_tier` value written when no alert fires. Written rather than left out, so
 /// `last(alert_tier)` shows the recovery instead of the last tier that fired.
 pub const NO_ALERT: &str = "none";
 
-impl ToLineProtocol for SloStatusPoint {
+/// The state of one SLO at one evaluation (`slo_status`), straight from the engine's
+/// [`SloStatus`]; `state` is its colour's code (0 green, 1 yellow, 2 red).
+impl ToLineProtocol for SloStatus {
     fn write_lines(&self, out: &mut String) -> usize {
+        let b = &self.burn_rates;
+        let tier = (self.alert != AlertLevel::Ok).then(|| self.alert.as_str());
         usize::from(
             LineBuilder::new(out, SLO_STATUS)
                 .tag("service", &self.service)
-                .tag("sli", &self.sli)
+                .tag("sli", self.sli.as_str())
                 .tag("team", &self.team)
-                .field_i64("state", i64::from(self.state))
+                .field_i64("state", i64::from(self.state.code()))
                 .field_f64("sli_value", self.sli_value)
                 .field_f64("objective", self.objective)
                 .field_f64("budget_remaining", self.budget_remaining)
-                .field_f64("burn_rate_5m", self.burn_rate_5m)
-                .field_f64("burn_rate_30m", self.burn_rate_30m)
-                .field_f64("burn_rate_1h", self.burn_rate_1h)
-                .field_f64("burn_rate_2h", self.burn_rate_2h)
-                .field_f64("burn_rate_6h", self.burn_rate_6h)
-                .field_f64("burn_rate_1d", self.burn_rate_1d)
-                .field_f64("burn_rate_3d", self.burn_rate_3d)
-                .field_str("alert_tier", self.alert_tier.as_deref().unwrap_or(NO_ALERT))
+                .field_f64("burn_rate_5m", b.burn_rate_5m)
+                .field_f64("burn_rate_30m", b.burn_rate_30m)
+                .field_f64("burn_rate_1h", b.burn_rate_1h)
+                .field_f64("burn_rate_2h", b.burn_rate_2h)
+                .field_f64("burn_rate_6h", b.burn_rate_6h)
+                .field_f64("burn_rate_1d", b.burn_rate_1d)
+                .field_f64("burn_rate_3d", b.burn_rate_3d)
+                .field_str("alert_tier", tier.unwrap_or(NO_ALERT))
                 .finish(us_to_ms(self.at_us)),
         )
     }
@@ -253,6 +220,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::line::tests::{Value, parse_line};
+    use telltale_core::slo::Sli;
 
     pub(crate) fn rollup(service: &str, team: &str, window_start_us: i64) -> RollupRow {
         RollupRow {
@@ -301,25 +269,14 @@ pub(crate) mod tests {
         }
     }
 
-    fn slo(alert_tier: Option<&str>) -> SloStatusPoint {
-        SloStatusPoint {
-            service: "checkout-api".into(),
-            team: "payments".into(),
-            sli: "availability".into(),
-            state: 2,
-            sli_value: 0.9971,
-            objective: 0.999,
-            budget_remaining: -0.25,
-            burn_rate_5m: 18.0,
-            burn_rate_30m: 15.5,
-            burn_rate_1h: 14.6,
-            burn_rate_2h: 9.0,
-            burn_rate_6h: 6.1,
-            burn_rate_1d: 2.0,
-            burn_rate_3d: 0.8,
-            alert_tier: alert_tier.map(str::to_owned),
-            at_us: 1_714_471_210_000_000,
-        }
+    fn slo(alert: AlertLevel) -> SloStatus {
+        crate::testing::slo_status(
+            "checkout-api",
+            Sli::Availability,
+            alert,
+            [18.0, 15.5, 14.6, 9.0, 6.1, 2.0, 0.8],
+            1_714_471_210_000_000,
+        )
     }
 
     #[test]
@@ -332,7 +289,7 @@ pub(crate) mod tests {
             rollup("search api,v2=beta", "team \"blue\"", t0),
             rollup(r"C:\legacy\", "ops", t0),
         ]);
-        out += &encode(&[slo(Some("page")), slo(None)]);
+        out += &encode(&[slo(AlertLevel::Page), slo(AlertLevel::Ok)]);
         let mut lossy = probe("api.example.com", t0 + 1_001_500);
         lossy.rtt_ms = None;
         lossy.loss_pct = 100.0;

@@ -21,13 +21,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use telltale_core::sinks::{InfluxConfig, Secret};
+use telltale_core::config::{InfluxConfig, Secret};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::client::{Attempt, Target, backoff};
 use crate::error::InfluxError;
-use crate::http::{Attempt, Target, backoff};
 use crate::points::ToLineProtocol;
 use crate::spool::{SpoolFile, SpoolIndex, write_atomic, write_dead_letter};
 

@@ -1,7 +1,7 @@
 //! Real servers for integration tests (feature `testing`): Debian's `influxdb` (1.6,
 //! `influxd`) and `victoria-metrics`, each started on a free loopback port with its data
 //! in a temporary directory, waited for with a bounded deadline, and killed on drop.
-//! Used by this crate's tests and by `crates/telltale/tests/grafana_queries.rs`.
+//! Used by this crate's tests and by `crates/telltale/tests/it/grafana_queries.rs`.
 //!
 //! A missing binary fails the test with the command that installs it: these tests must
 //! never pass without having talked to a server.
@@ -383,5 +383,44 @@ pub fn parse_json_exactly(text: &str) -> Value {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// An SLO status as the engine reports it, red whatever `alert` says, with `burn` as the burn rates over
+/// 5m, 30m, 1h, 2h, 6h, 1d and 3d, for tests of what is written to `slo_status`.
+pub fn slo_status(
+    service: &str,
+    sli: telltale_core::slo::Sli,
+    alert: telltale_core::slo::AlertLevel,
+    burn: [f64; 7],
+    at_us: i64,
+) -> telltale_core::slo::SloStatus {
+    use telltale_core::slo::{BurnRates, SloState, SloStatus};
+    let [b5m, b30m, b1h, b2h, b6h, b1d, b3d] = burn;
+    let state = SloState::Red;
+    SloStatus {
+        at_us,
+        service: service.into(),
+        team: "payments".into(),
+        sli,
+        objective: 0.999,
+        window: "30days".into(),
+        good: 9_971,
+        total: 10_000,
+        sli_value: 0.9971,
+        budget_remaining: -0.25,
+        burn_rates: BurnRates {
+            burn_rate_5m: b5m,
+            burn_rate_30m: b30m,
+            burn_rate_1h: b1h,
+            burn_rate_2h: b2h,
+            burn_rate_6h: b6h,
+            burn_rate_1d: b1d,
+            burn_rate_3d: b3d,
+        },
+        alert,
+        rule: None,
+        state,
+        service_state: state,
     }
 }

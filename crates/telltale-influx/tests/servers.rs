@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
+use telltale_core::slo::{AlertLevel, Sli, SloState, SloStatus};
 use telltale_core::{ProbeEvent, ProbeHop, RollupRow};
 use telltale_influx::testing::{Server, free_port, wait_until};
 use telltale_influx::{
-    InfluxApi, InfluxConfig, InfluxSink, InfluxStats, PipelinePoint, SloStatusPoint, ToLineProtocol,
+    InfluxApi, InfluxConfig, InfluxSink, InfluxStats, PipelinePoint, ToLineProtocol,
 };
 
 const DB: &str = "telltale";
@@ -183,28 +184,17 @@ async fn v1_write_then_influxql_reads_back_exactly_what_was_written() {
         .collect();
     sink.send(&rollups);
 
-    let slo = SloStatusPoint {
-        service: "checkout api".into(),
-        team: "payments".into(),
-        sli: "availability".into(),
-        state: 2,
-        sli_value: 0.9971,
-        objective: 0.999,
-        budget_remaining: -0.25,
-        burn_rate_5m: 18.0,
-        burn_rate_30m: 15.5,
-        burn_rate_1h: 14.625,
-        burn_rate_2h: 9.0,
-        burn_rate_6h: 6.125,
-        burn_rate_1d: 2.0,
-        burn_rate_3d: 0.75,
-        alert_tier: Some("page".into()),
-        at_us: t0 + 1_234_000,
-    };
-    let slo_ok = SloStatusPoint {
-        sli: "latency".into(),
-        state: 0,
-        alert_tier: None,
+    let slo = telltale_influx::testing::slo_status(
+        "checkout api",
+        Sli::Availability,
+        AlertLevel::Page,
+        [18.0, 15.5, 14.625, 9.0, 6.125, 2.0, 0.75],
+        t0 + 1_234_000,
+    );
+    let slo_ok = SloStatus {
+        sli: Sli::Latency,
+        state: SloState::Green,
+        alert: AlertLevel::Ok,
         ..slo.clone()
     };
     sink.send(&[slo.clone(), slo_ok.clone()]);
@@ -260,15 +250,16 @@ async fn v1_write_then_influxql_reads_back_exactly_what_was_written() {
         assert_eq!(types[k], "float", "{k}");
     }
 
-    let slo_row = |s: &SloStatusPoint, tier: &str| {
+    let slo_row = |s: &SloStatus, tier: &str| {
+        let b = &s.burn_rates;
         json!({
-            "time": s.at_us / 1000, "service": s.service, "team": s.team, "sli": s.sli,
-            "state": s.state, "sli_value": s.sli_value, "objective": s.objective,
-            "budget_remaining": s.budget_remaining, "burn_rate_5m": s.burn_rate_5m,
-            "burn_rate_30m": s.burn_rate_30m, "burn_rate_1h": s.burn_rate_1h,
-            "burn_rate_2h": s.burn_rate_2h, "burn_rate_6h": s.burn_rate_6h,
-            "burn_rate_1d": s.burn_rate_1d, "burn_rate_3d": s.burn_rate_3d,
-            "alert_tier": tier,
+            "time": s.at_us / 1000, "service": s.service, "team": s.team, "sli": s.sli.as_str(),
+            "state": s.state.code(), "sli_value": s.sli_value, "objective": s.objective,
+            "budget_remaining": s.budget_remaining, "burn_rate_5m": b.burn_rate_5m,
+            "burn_rate_30m": b.burn_rate_30m, "burn_rate_1h": b.burn_rate_1h,
+            "burn_rate_2h": b.burn_rate_2h, "burn_rate_6h": b.burn_rate_6h,
+            "burn_rate_1d": b.burn_rate_1d, "burn_rate_3d": b.burn_rate_3d,
+        "alert_tier": tier,
         })
         .as_object()
         .unwrap()

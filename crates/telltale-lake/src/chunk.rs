@@ -292,7 +292,7 @@ impl EventChunks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::tests::event;
+    use crate::fixtures::event;
 
     #[test]
     fn events_split_by_service_and_day_in_arrival_order() {

@@ -296,8 +296,8 @@ pub fn compact_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{DAY0, event, rollup};
     use crate::parquet_io::decode;
-    use crate::schema::tests::{DAY0, event, rollup};
     use crate::store::LocalDisk;
     use crate::writer::{LakeWriter, WriterOptions};
     use arrow::array::AsArray;

@@ -99,71 +99,9 @@ pub fn to_ndjson(letters: &[DeadLetter]) -> Result<Vec<u8>> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use telltale_core::RejectReason;
-
-    pub(crate) fn letter(
-        received_at_us: i64,
-        line: u64,
-        field: Option<&'static str>,
-        reason: RejectReason,
-        raw: &[u8],
-    ) -> DeadLetter {
-        DeadLetter {
-            received_at_us,
-            source: "http".into(),
-            rejection: Rejection {
-                line,
-                field,
-                reason,
-                message: format!("{} (test)", reason.as_str()),
-            },
-            raw: raw.to_vec(),
-        }
-    }
-
-    /// 2025-04-30T12:00:00Z
-    const NOON: i64 = 1_746_014_400_000_000;
-
-    pub(crate) fn mixed_letters() -> Vec<DeadLetter> {
-        let mut long = vec![b'x'; MAX_RAW_BYTES - 1];
-        long.extend_from_slice("é and more".as_bytes());
-        vec![
-            letter(
-                NOON,
-                1,
-                None,
-                RejectReason::MalformedJson,
-                b"{\"service\": ",
-            ),
-            letter(
-                NOON + 1,
-                2,
-                Some("latency_ms"),
-                RejectReason::WrongType,
-                br#"{"latency_ms":"fast"}"#,
-            ),
-            letter(
-                NOON + 2,
-                3,
-                None,
-                RejectReason::InvalidUtf8,
-                b"{\"service\":\"caf\xe9\"}",
-            ),
-            letter(
-                NOON + 3,
-                4,
-                Some("service"),
-                RejectReason::EmptyServiceName,
-                b"{\"service\":\"\x01\x1b[31m\"}\t",
-            ),
-            DeadLetter {
-                source: "file:/var/log/app.jsonl".into(),
-                ..letter(NOON + 4, 5, None, RejectReason::LineTooLong, &long)
-            },
-        ]
-    }
+    use crate::fixtures::mixed_letters;
 
     #[test]
     fn dead_letter_file_golden() {

@@ -3,13 +3,12 @@
 use std::path::PathBuf;
 
 use arrow::error::ArrowError;
-use datafusion::error::DataFusionError;
 use parquet::errors::ParquetError;
 
 /// Result with [`LakeError`] as the default error.
 pub type Result<T, E = LakeError> = std::result::Result<T, E>;
 
-/// Everything that can go wrong writing, compacting or querying the lake.
+/// Everything that can go wrong writing, compacting or reading the lake.
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
     /// A file-system operation failed.
@@ -98,16 +97,7 @@ pub enum LakeError {
         detail: String,
     },
 
-    /// Planning or running a query failed.
-    #[error("query, {context}: {source}")]
-    Query {
-        /// The statement or table concerned.
-        context: String,
-        /// The DataFusion error.
-        source: Box<DataFusionError>,
-    },
-
-    /// Serialising a dead letter or query result to JSON failed.
+    /// Serialising a dead letter to JSON failed.
     #[error("json, {context}: {source}")]
     Json {
         /// What was being serialised.
@@ -138,13 +128,6 @@ impl LakeError {
         Self::Parquet {
             context: context.into(),
             source,
-        }
-    }
-
-    pub(crate) fn query(context: impl Into<String>, source: DataFusionError) -> Self {
-        Self::Query {
-            context: context.into(),
-            source: Box::new(source),
         }
     }
 }

@@ -7,7 +7,8 @@
 //! core ──FlaggedEvent / RollupRow / ProbeEvent──▶ [writer] ──▶ <data>/events|rollups|probes/<key>=<v>/date=<d>/part-*.parquet
 //! processor ──DeadLetter──────────────────────────▶ [writer] ──▶ <data>/deadletter/date=<d>/dl-*.ndjson
 //!                                                  [compact] merges a partition's small files
-//! telltale query / datafusion-cli ◀──[query]── DataFusion over the hive-partitioned tree
+//! processor start-up ◀──[history]── per-minute rollup counts (parquet crate, no SQL)
+//! telltale query (telltale-query), datafusion-cli, DuckDB ◀── the hive-partitioned tree
 //! ```
 //!
 //! - [`layout`]: directory names and Hive-style escaping of partition values.
@@ -17,18 +18,21 @@
 //! - [`parquet_io`]: the Parquet encoding (zstd, page statistics) every file is written with.
 //! - [`deadletter`]: the NDJSON format of rejected lines.
 //! - [`compact`]: crash-safe merging of small files.
-//! - [`query`]: DataFusion tables and output formats ([`QueryEngine`]).
+//! - [`history`]: rollup counts per minute read back to prime the SLO engine.
 //!
-//! Writing is synchronous (the processor runs the writer on one blocking thread);
-//! querying is async because DataFusion is.
+//! Everything here is synchronous (the processor runs the writer on one blocking thread).
+//! SQL lives in `telltale-query`, which only the binary links, so DataFusion stays off the
+//! ingest path and out of the processor's tests.
 
 pub mod chunk;
 pub mod compact;
 pub mod deadletter;
 pub mod error;
+#[cfg(any(test, feature = "testing"))]
+pub mod fixtures;
+pub mod history;
 pub mod layout;
 pub mod parquet_io;
-pub mod query;
 pub mod schema;
 pub mod store;
 pub mod writer;
@@ -39,6 +43,5 @@ pub use deadletter::DeadLetter;
 pub use error::{LakeError, Result};
 pub use layout::{PartitionKey, Table};
 pub use parquet_io::{COMPACTED_FROM_KEY, WRITER_KEY};
-pub use query::{OutputFormat, QueryEngine, format_batches};
 pub use store::{LakeStore, LocalDisk, StoredFile};
 pub use writer::{KindCounts, LakeWriter, WriterOptions, WriterStats};

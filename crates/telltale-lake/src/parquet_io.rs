@@ -311,7 +311,8 @@ pub fn decode(bytes: Vec<u8>, rows: bool, context: &str) -> Result<Decoded> {
 mod tests {
     use super::*;
     use crate::chunk::EventChunks;
-    use crate::schema::{self, tests::event};
+    use crate::fixtures::event;
+    use crate::schema;
 
     /// Regression guard for the parallel encoder: same rows, metadata and row groups as
     /// the plain `ArrowWriter`, with batches that straddle row-group boundaries.

@@ -323,70 +323,11 @@ pub fn describe(schema: &Schema) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::fixtures::{DAY0, event, probe, rollup};
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{Int32Type, TimestampMicrosecondType};
-    use telltale_core::{ProbeHop, ServiceEvent};
-
-    /// 2025-04-30T00:00:00Z in µs.
-    pub(crate) const DAY0: i64 = 1_745_971_200_000_000;
-
-    pub(crate) fn event(service: &str, ts_us: i64, latency_ms: f64) -> FlaggedEvent {
-        FlaggedEvent {
-            event: ServiceEvent {
-                service: service.into(),
-                timestamp_us: ts_us,
-                status_code: if latency_ms > 500.0 { 503 } else { 200 },
-                latency_ms,
-                error: (latency_ms > 900.0).then_some(true),
-                endpoint: Some("/api/cart".into()),
-                method: Some("GET".into()),
-                region: Some("eu-west-1".into()),
-                instance: None,
-                trace_id: None,
-                attributes: Some(r#"{"build":"abc"}"#.into()),
-            },
-            team: Arc::from("payments"),
-            is_error: latency_ms > 500.0,
-            is_slow: latency_ms > 250.0,
-        }
-    }
-
-    pub(crate) fn rollup(service: &str, start_us: i64, count: u64) -> RollupRow {
-        RollupRow {
-            service: service.into(),
-            team: "payments".into(),
-            window_start_us: start_us,
-            window_seconds: 60,
-            count,
-            errors: count / 4,
-            slow: count / 2,
-            latency_avg_ms: 12.5,
-            latency_p50_ms: 10.0,
-            latency_p95_ms: 40.0,
-            latency_p99_ms: 80.0,
-            latency_max_ms: 120.0,
-        }
-    }
-
-    pub(crate) fn probe(target: &str, ts_us: i64, hops: usize) -> ProbeEvent {
-        ProbeEvent {
-            target: target.into(),
-            timestamp_us: ts_us,
-            rtt_ms: (hops > 0).then_some(20.0),
-            loss_pct: 0.0,
-            hop_count: hops as u8,
-            hops: (1..=hops)
-                .map(|i| ProbeHop {
-                    ttl: i as u8,
-                    addr: (i != 2).then(|| format!("192.0.2.{i}")),
-                    rtt_ms: (i != 2).then_some(i as f64),
-                    loss_pct: if i == 2 { 100.0 } else { 0.0 },
-                })
-                .collect(),
-        }
-    }
 
     #[test]
     fn schemas_snapshot() {

@@ -539,9 +539,9 @@ impl LakeWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deadletter::tests::mixed_letters;
+    use crate::fixtures::mixed_letters;
+    use crate::fixtures::{DAY0, event, probe, rollup};
     use crate::parquet_io::{WRITER_KEY, WRITER_VERSION, decode};
-    use crate::schema::tests::{DAY0, event, probe, rollup};
     use crate::store::LocalDisk;
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{DataType, Float64Type, TimeUnit, TimestampMicrosecondType};

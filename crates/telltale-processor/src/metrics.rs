@@ -18,7 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use telltale_influx::InfluxStatsReader;
 
-use crate::alertmanager::NotifierStats;
+use crate::sinks::alertmanager::NotifierStats;
 use telltale_core::RejectReason;
 
 /// `reason` label of rejects.

@@ -10,7 +10,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use telltale_core::autoscale::{AutoscaleConfig, Autoscaler, Decision, Observation};
+use telltale_core::autoscale::{Autoscaler, Decision, Observation};
+use telltale_core::config::AutoscaleConfig;
 
 use crate::metrics::{DirectionLabel, Metrics};
 

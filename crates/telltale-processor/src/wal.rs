@@ -38,7 +38,7 @@ use telltale_core::rollup::RollupsSnapshot;
 use telltale_lake::error::LakeError;
 use telltale_lake::store::{LakeStore, StoredFile};
 
-use crate::pipeline::OversizeLine;
+use crate::batch::OversizeLine;
 
 const MAGIC: &[u8; 8] = b"TTWAL01\n";
 const SEGMENT_EXT: &str = ".wal";

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::routing::post;
-use telltale_processor::alertmanager::{AlertUpdate, Notifier, NotifierSettings};
+use telltale_processor::sinks::alertmanager::{AlertUpdate, Notifier, NotifierSettings};
 use tokio::sync::mpsc;
 
 const BINARY: &str = "/usr/bin/prometheus-alertmanager";

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use telltale_core::{PipelineConfig, ServiceCatalog};
 use telltale_lake::parquet_io;
 use telltale_lake::store::{LakeStore, LocalDisk};
-use telltale_processor::source::{ReaderSource, drain_source};
+use telltale_processor::sources::{ReaderSource, drain_source};
 use telltale_processor::{Metrics, Pipeline, PipelineSettings};
 
 fn start(dir: &Path) -> Pipeline {

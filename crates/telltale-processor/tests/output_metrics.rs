@@ -9,8 +9,8 @@ use telltale_influx::points::SERVICE_ROLLUP;
 use telltale_influx::testing::{Server, free_port, wait_until};
 use telltale_influx::{InfluxApi, InfluxConfig, InfluxSink};
 use telltale_processor::Metrics;
-use telltale_processor::alertmanager::{Notifier, NotifierSettings};
 use telltale_processor::metrics::OutputStats;
+use telltale_processor::sinks::alertmanager::{Notifier, NotifierSettings};
 
 const DB: &str = "telltale";
 

@@ -13,8 +13,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
-use crate::SimError;
-use crate::http::{HttpStats, HttpTarget};
+use crate::error::SimError;
+use crate::http_output::{HttpStats, HttpTarget};
+use crate::shutdown::wait_shutdown;
 use crate::sim::{SimPlan, Simulator};
 
 /// Where lines go.
@@ -154,18 +155,6 @@ pub fn wall_now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-}
-
-/// Waits until the shutdown flag is true; forever if its sender is gone without setting it.
-pub(crate) async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
-    loop {
-        if *rx.borrow_and_update() {
-            return;
-        }
-        if rx.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
 }
 
 /// The consumer side of an output.

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use telltale_core::ServiceCatalog;
 use telltale_core::event::MICROS_PER_SEC;
 
-use crate::SimError;
+use crate::error::SimError;
 use crate::format::{TimestampFormatter, push_fixed3, push_hex128, push_u64, truncate_to_ms};
 use crate::probe::ProbeSim;
 use crate::profile::{EndpointTemplate, ServiceProfile, json_inner, splitmix64};

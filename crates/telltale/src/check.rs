@@ -2,8 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::ConfigArgs;
-use crate::config_load::{Loaded, load};
+use crate::config_load::{ConfigArgs, Loaded, load};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {

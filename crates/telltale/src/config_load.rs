@@ -6,7 +6,23 @@ use std::sync::Arc;
 use anyhow::Context;
 use telltale_core::{PipelineConfig, ServiceCatalog};
 
-use crate::ConfigArgs;
+/// Where the config files are; shared by every subcommand that reads them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArgs {
+    /// Pipeline settings (ports, lake flush policy, rollup window, limits).
+    #[arg(long, env = "TELLTALE_CONFIG", default_value = "config/telltale.toml")]
+    pub config: PathBuf,
+    /// Service catalogue (teams, thresholds, objectives).
+    #[arg(
+        long,
+        env = "TELLTALE_SERVICES",
+        default_value = "config/services.toml"
+    )]
+    pub services: PathBuf,
+    /// Root of the Parquet lake (overrides `lake.data_dir`).
+    #[arg(long, env = "TELLTALE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
 
 /// Both config files, validated, with the data dir resolved.
 #[derive(Debug, Clone)]
@@ -15,9 +31,9 @@ pub struct Loaded {
     pub catalog: Arc<ServiceCatalog>,
     pub data_dir: PathBuf,
     /// `[influx]` with INFLUX_* from the environment applied.
-    pub influx: telltale_core::sinks::InfluxConfig,
+    pub influx: telltale_core::config::InfluxConfig,
     /// `[alertmanager]` with ALERTMANAGER_URL applied.
-    pub alertmanager: telltale_core::sinks::AlertmanagerConfig,
+    pub alertmanager: telltale_core::config::AlertmanagerConfig,
     /// Where each file came from, or that built-in defaults were used.
     pub pipeline_source: String,
     pub catalog_source: String,

@@ -6,14 +6,13 @@
 
 mod check;
 mod config_load;
+mod listen;
 mod loadtest;
 mod process;
 mod query;
 mod run;
 mod sim;
 mod spike;
-
-use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -47,24 +46,6 @@ struct Cli {
 enum LogFormat {
     Human,
     Json,
-}
-
-/// Where the config files are; shared by every subcommand that reads them.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ConfigArgs {
-    /// Pipeline settings (ports, lake flush policy, rollup window, limits).
-    #[arg(long, env = "TELLTALE_CONFIG", default_value = "config/telltale.toml")]
-    pub config: PathBuf,
-    /// Service catalogue (teams, thresholds, objectives).
-    #[arg(
-        long,
-        env = "TELLTALE_SERVICES",
-        default_value = "config/services.toml"
-    )]
-    pub services: PathBuf,
-    /// Root of the Parquet lake (overrides `lake.data_dir`).
-    #[arg(long, env = "TELLTALE_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,5 @@
 //! `telltale process`: the processor alone.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,18 +10,20 @@ use telltale_lake::store::LocalDisk;
 
 use telltale_core::slo::{SloEngine, SloSettings};
 use telltale_influx::InfluxSink;
-use telltale_lake::query::{QueryEngine, rollup_minutes_since};
-use telltale_processor::alertmanager::{Notifier, NotifierSettings};
-use telltale_processor::http::{HttpSettings, router};
+use telltale_lake::history::rollup_minutes_since;
+use telltale_processor::api::router;
 use telltale_processor::metrics::OutputStats;
-use telltale_processor::outputs::{AlertDelivery, Outputs, SloView};
+use telltale_processor::outputs::{Outputs, SloView};
 use telltale_processor::pipeline::WalSettings;
-use telltale_processor::source::{BatchSource, DrainSummary, ReaderSource, drain_source};
+use telltale_processor::sinks::Sink;
+use telltale_processor::sinks::alertmanager::AlertDelivery;
+use telltale_processor::sinks::influxdb::InfluxOutput;
+use telltale_processor::sources::http::HttpSettings;
+use telltale_processor::sources::{BatchSource, DrainSummary, drain_source, file, stdin};
 use telltale_processor::summary::{Snapshot, pipeline_point};
 use telltale_processor::{Metrics, Pipeline, PipelineSettings};
 
-use crate::ConfigArgs;
-use crate::config_load::{Loaded, ingest_tokens, load};
+use crate::config_load::{ConfigArgs, Loaded, ingest_tokens, load};
 
 #[derive(Debug, clap::Args)]
 pub struct ProcessArgs {
@@ -36,6 +37,10 @@ pub struct ProcessArgs {
     /// --listen is also given, in which case the server keeps running).
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// Print the bound HTTP address (e.g. `127.0.0.1:43127`) as the first line on stdout
+    /// once the listener is open: with `--listen 127.0.0.1:0` the system picks a free port.
+    #[arg(long)]
+    pub print_address: bool,
 }
 
 /// A started processor: the pipeline and the sinks that must be shut down after it.
@@ -60,7 +65,7 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
         .with_context(|| format!("creating data dir {}", loaded.data_dir.display()))?;
     // The replay comes first, so the lake holds everything acknowledged before a crash
     // when the SLO engine is primed from it.
-    let store = Arc::new(LocalDisk::new(&loaded.data_dir));
+    let store: Arc<LocalDisk> = Arc::new(LocalDisk::new(&loaded.data_dir));
     let mut settings = PipelineSettings::from_config(&loaded.pipeline, Arc::clone(&loaded.catalog));
     settings.queue_capacity = loaded.pipeline.server.queue_batches;
     if logged {
@@ -74,35 +79,23 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
     } else {
         None
     };
-    let alerts = if loaded.alertmanager.is_enabled() {
-        let am = &loaded.alertmanager;
-        let (notifier, _task) = Notifier::start(NotifierSettings {
-            url: am.url.clone(),
-            resend_interval: am.resend_interval,
-            generator_url: am.generator_url.clone(),
-        });
-        tracing::info!(url = %am.url, "delivering SLO alerts to Alertmanager");
-        Some(AlertDelivery {
-            notifier,
-            max_age_us: am.max_alert_age.as_micros() as i64,
-        })
-    } else {
-        None
-    };
+    let alerts = loaded.alertmanager.is_enabled().then(|| {
+        tracing::info!(url = %loaded.alertmanager.url, "delivering SLO alerts to Alertmanager");
+        AlertDelivery::start(&loaded.alertmanager)
+    });
     // The outputs start first so that /metrics can show their counters from the start.
     let metrics = Metrics::new().with_outputs(OutputStats {
         influx: influx.as_ref().map(InfluxSink::stats_reader),
         alertmanager: alerts.as_ref().map(|a| a.notifier.shared_stats()),
     });
-    let pipeline =
-        tokio::task::block_in_place(|| Pipeline::start(settings, store, Arc::new(metrics), None))
-            .context("starting the pipeline (replaying the write-ahead log)")?;
+    let pipeline = tokio::task::block_in_place(|| {
+        Pipeline::start(settings, store.clone(), Arc::new(metrics), None)
+    })
+    .context("starting the pipeline (replaying the write-ahead log)")?;
     let mut slo = SloEngine::new(&loaded.catalog, SloSettings::default())
         .context("configuring the SLO engine")?;
     let since = chrono::Utc::now().timestamp_micros() - SLO_HISTORY.as_micros() as i64;
-    let engine = QueryEngine::open(&loaded.data_dir).await?;
-    let history = rollup_minutes_since(&engine, since)
-        .await
+    let history = tokio::task::block_in_place(|| rollup_minutes_since(store.as_ref(), since))
         .context("reading rollup history for the SLO engine")?;
     for row in &history {
         slo.observe(row);
@@ -114,7 +107,14 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
         );
     }
     let view = Arc::new(SloView::default());
-    let outputs = Outputs::new(slo, influx.clone(), alerts, Arc::clone(&view));
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if let Some(influx) = &influx {
+        sinks.push(Box::new(InfluxOutput(influx.clone())));
+    }
+    if let Some(alerts) = alerts {
+        sinks.push(Box::new(alerts));
+    }
+    let outputs = Outputs::new(slo, sinks, Arc::clone(&view));
     // Outputs see only what arrives from now on; what the replay wrote is in the lake,
     // where the SLO engine was primed from.
     pipeline.attach_outputs(outputs)?;
@@ -166,6 +166,7 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
                 &listen,
                 args.input.clone(),
                 None,
+                args.print_address,
                 shutdown_signal(),
             ))
         }
@@ -208,13 +209,6 @@ fn report(s: &DrainSummary, data_dir: &Path) {
     );
 }
 
-/// Bytes per batch when reading a file. While the writer encodes a burst of files, the
-/// parse threads go on only as far as the writer's queue (`queue_batches` batches)
-/// reaches; bigger batches give them more room and cost less per batch. Measured on the
-/// benchmark's 10M events (docs/benchmarks.md): 1 MiB 6.9 s, 2 MiB 6.3 s, 4 MiB 5.8 s
-/// (RSS 580 MiB), 16 MiB 6.0 s (RSS 1.1 GiB). Stdin keeps the source's smaller default.
-const FILE_BATCH_BYTES: usize = 4 << 20;
-
 /// Reads a file or stdin through the pipeline with a progress bar, then flushes.
 pub fn drain_input(
     pipeline: &Pipeline,
@@ -222,29 +216,11 @@ pub fn drain_input(
     max_line_bytes: usize,
 ) -> anyhow::Result<DrainSummary> {
     let (mut source, total): (Box<dyn BatchSource>, Option<u64>) = if input == Path::new("-") {
-        (
-            Box::new(ReaderSource::new(std::io::stdin(), "stdin", max_line_bytes).live()),
-            None,
-        )
+        (Box::new(stdin::stdin(max_line_bytes)), None)
     } else {
-        let file =
-            std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
-        let meta = file.metadata().ok();
-        let name = format!("file:{}", input.display());
-        match meta.filter(|m| m.is_file()) {
-            Some(meta) => (
-                Box::new(
-                    ReaderSource::new(file, &name, max_line_bytes)
-                        .with_batch_bytes(FILE_BATCH_BYTES),
-                ),
-                Some(meta.len()),
-            ),
-            // A named pipe or a device: lines arrive over time, like stdin.
-            None => (
-                Box::new(ReaderSource::new(file, &name, max_line_bytes).live()),
-                None,
-            ),
-        }
+        let opened = file::open(input, max_line_bytes)
+            .with_context(|| format!("opening {}", input.display()))?;
+        (opened.source, opened.len)
     };
     let bar = match total {
         Some(len) => ProgressBar::new(len).with_style(
@@ -276,27 +252,25 @@ pub fn drain_input(
 /// Serves HTTP until Ctrl-C or SIGTERM (or `stop` turns true), optionally reading an
 /// input alongside; then stops accepting and flushes the pipeline. `extra_routes` are
 /// served beside the processor's (e.g. the simulator's control API in `telltale run`).
+/// `print_address`: the bound address goes to stdout as one line once the port is open.
 pub async fn serve(
     loaded: &Loaded,
     running: &Running,
     listen: &str,
     input: Option<PathBuf>,
     extra_routes: Option<axum::Router>,
+    print_address: bool,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let addr: SocketAddr = listen.parse().with_context(|| {
-        format!("--listen {listen:?} is not an address: use host:port, e.g. 127.0.0.1:8080")
-    })?;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("binding {addr} (is another telltale running? pick another with --listen)")
-    })?;
-    let settings = HttpSettings {
-        tokens: ingest_tokens(&loaded.pipeline)?,
-        max_body_bytes: loaded.pipeline.server.max_body_bytes,
-        max_inflight_bytes: loaded.pipeline.server.max_inflight_bytes,
-        queue_batches: loaded.pipeline.server.queue_batches,
-        autoscale: loaded.pipeline.autoscale.clone(),
-    };
+    let (listener, addr) = crate::listen::bind(
+        listen,
+        "--listen",
+        "127.0.0.1:8080",
+        "the HTTP server",
+        print_address,
+    )
+    .await?;
+    let settings = HttpSettings::from_config(&loaded.pipeline, ingest_tokens(&loaded.pipeline)?);
     if !settings.tokens.is_empty() {
         tracing::info!(
             tokens = settings.tokens.len(),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::ValueEnum;
-use telltale_lake::query::{OutputFormat, QueryEngine, format_batches};
+use telltale_query::{OutputFormat, QueryEngine, format_batches};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {

@@ -6,8 +6,7 @@ use anyhow::Context;
 use telltale_processor::IngestBatch;
 use telltale_sim::{Output, RunOptions, SimConfig, SimHandle, Simulator, control_router};
 
-use crate::ConfigArgs;
-use crate::config_load::load;
+use crate::config_load::{ConfigArgs, load};
 use crate::process::{finish, serve, shutdown_signal, start_pipeline};
 
 #[derive(Debug, clap::Args)]
@@ -32,6 +31,10 @@ pub struct RunArgs {
     /// No spontaneous incidents in the simulation.
     #[arg(long)]
     pub no_incidents: bool,
+    /// Print the bound HTTP address as the first line on stdout once the listener is open
+    /// (with `--listen 127.0.0.1:0` the system picks a free port).
+    #[arg(long)]
+    pub print_address: bool,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -132,6 +135,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             &listen,
             None,
             Some(control),
+            args.print_address,
             shutdown_signal(),
         )
         .await;

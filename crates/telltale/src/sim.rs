@@ -8,8 +8,7 @@ use telltale_sim::{
     Output, RunOptions, SimConfig, SimHandle, Simulator, control_router, default_start_us,
 };
 
-use crate::ConfigArgs;
-use crate::config_load::load;
+use crate::config_load::{ConfigArgs, load};
 
 /// Simulated events per second when --rate is not given (unpaced runs).
 const DEFAULT_VIRTUAL_RATE: f64 = 1000.0;
@@ -62,6 +61,11 @@ pub struct SimArgs {
     /// time). Off when not given.
     #[arg(long, env = "TELLTALE_CONTROL_LISTEN", value_name = "ADDR")]
     pub control_listen: Option<String>,
+    /// Print the control API's bound address as the first line on stdout once it is open
+    /// (with `--control-listen 127.0.0.1:0` the system picks a free port). Needs
+    /// --control-listen and an --output other than stdout.
+    #[arg(long, requires = "control_listen")]
+    pub print_address: bool,
 }
 
 pub fn parse_output(spec: &str, token: Option<String>, gzip: bool) -> Output {
@@ -93,6 +97,12 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         anyhow::bail!(
             "--control-listen {listen} needs --rate: the control API steers a simulator \
              running in real time, e.g. --rate 200"
+        );
+    }
+    if args.print_address && matches!(args.output.as_str(), "stdout" | "-") {
+        anyhow::bail!(
+            "--print-address writes the control address to stdout, where --output stdout \
+             writes events: give --output a file or an http:// URL"
         );
     }
     let now = now_us();
@@ -129,13 +139,21 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     let output = || parse_output(&args.output, args.token.clone(), args.gzip);
+    // One simulator for history and live, so a backfill flows into live traffic; the
+    // control API, when asked for, steers it through a second handle.
+    let start_sim = |start: i64| -> anyhow::Result<(SimHandle, Option<ControlServer>)> {
+        let sim = SimHandle::new(Simulator::new(&loaded.catalog, cfg(start)));
+        let control = runtime.block_on(ControlServer::start_if(
+            &args.control_listen,
+            args.print_address,
+            &sim,
+        ))?;
+        Ok((sim, control))
+    };
 
     if let Some(backfill) = args.backfill {
         let span = i64::try_from(backfill.as_micros()).context("--backfill is too long")?;
-        let start = explicit_start.unwrap_or(now - span);
-        // One simulator for history and live, so the backfill flows into live traffic.
-        let sim = SimHandle::new(Simulator::new(&loaded.catalog, cfg(start)));
-        let control = runtime.block_on(ControlServer::start_if(&args.control_listen, &sim))?;
+        let (sim, control) = start_sim(explicit_start.unwrap_or(now - span))?;
         let opts = RunOptions {
             paced: false,
             count: args.count,
@@ -163,8 +181,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         .or_else(|| args.count.map(|c| Duration::from_secs_f64(c as f64 / rate)));
     let start =
         explicit_start.unwrap_or_else(|| default_start_us(args.seed.is_some(), paced, span, now));
-    let sim = SimHandle::new(Simulator::new(&loaded.catalog, cfg(start)));
-    let control = runtime.block_on(ControlServer::start_if(&args.control_listen, &sim))?;
+    let (sim, control) = start_sim(start)?;
     let mut opts = live_options(&args, start);
     opts.paced = paced;
     opts.progress = !paced && !matches!(output(), Output::Stdout);
@@ -189,19 +206,22 @@ struct ControlServer {
 impl ControlServer {
     /// Binds `listen`, when given, and serves the control API over `sim` until
     /// [`stop`](Self::stop).
-    async fn start_if(listen: &Option<String>, sim: &SimHandle) -> anyhow::Result<Option<Self>> {
+    async fn start_if(
+        listen: &Option<String>,
+        print_address: bool,
+        sim: &SimHandle,
+    ) -> anyhow::Result<Option<Self>> {
         let Some(listen) = listen else {
             return Ok(None);
         };
-        let addr: std::net::SocketAddr = listen.parse().with_context(|| {
-            format!(
-                "--control-listen {listen:?} is not an address: use host:port, e.g. 127.0.0.1:8081"
-            )
-        })?;
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-            format!("binding the control API to {addr} (is the port taken? pick another with --control-listen)")
-        })?;
-        let local = listener.local_addr().unwrap_or(addr);
+        let (listener, local) = crate::listen::bind(
+            listen,
+            "--control-listen",
+            "127.0.0.1:8081",
+            "the control API",
+            print_address,
+        )
+        .await?;
         tracing::info!(
             "control API on http://{local}/control: e.g. `telltale spike --control http://{local} --factor 10 --for 60s`"
         );

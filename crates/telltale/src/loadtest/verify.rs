@@ -9,7 +9,7 @@ use anyhow::Context;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int32Type, TimestampMicrosecondType};
 use serde::Serialize;
-use telltale_lake::query::QueryEngine;
+use telltale_query::QueryEngine;
 
 use super::events::{EventSpace, Fate, expected};
 

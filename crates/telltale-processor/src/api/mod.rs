@@ -1,0 +1,53 @@
+//! The processor's HTTP server: the sources' routes (`POST /v1/events` today) merged with
+//! what people and scrapers read — the status page, `/api/v1/slo`, `/metrics`,
+//! `/healthz`. Errors map to status codes in one place ([`ApiError`]).
+
+pub mod error;
+mod status;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+pub use error::ApiError;
+
+use crate::metrics::Metrics;
+use crate::outputs::SloView;
+use crate::pipeline::Pipeline;
+use crate::sources::http::{self as http_source, HttpSettings};
+
+/// Every route of the processor, ready to be served (or merged with more, such as the
+/// simulator's control API in `telltale run`).
+pub fn router(pipeline: Pipeline, settings: HttpSettings, view: Arc<SloView>) -> Router {
+    let metrics = Arc::clone(pipeline.metrics());
+    let reads = Router::new()
+        .route("/", get(status::status_page))
+        .route("/api/v1/slo", get(status::slo_api))
+        .with_state(view);
+    let ops = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .with_state(metrics);
+    http_source::routes(pipeline, settings)
+        .merge(reads)
+        .merge(ops)
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn metrics_text(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.encode(),
+    )
+}

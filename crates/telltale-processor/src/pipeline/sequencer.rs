@@ -1,0 +1,176 @@
+//! The sequencer thread: gives every batch and marker its log position, in one order for
+//! all, logs them in groups (one write and one fsync per group: group commit), then hands
+//! them to the writer in that order and acknowledges the batches.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant};
+
+use telltale_core::config::WalSync;
+use telltale_lake::writer::WriterStats;
+
+use super::error::PipelineError;
+use super::messages::{Control, Submit, WriterMsg};
+use crate::metrics::Metrics;
+use crate::wal::{RecordBody, WalWriter};
+
+/// Gives every batch and marker its log position, in one order for all: appends them to
+/// the write-ahead log in groups (one write, one fsync for the group), then hands them to
+/// the writer in that order and acknowledges the batches. Without a log it only numbers
+/// and forwards.
+pub(super) struct Sequencer {
+    pub(super) wal: Option<WalWriter>,
+    pub(super) sync: Option<(WalSync, Duration)>,
+    /// Next position when there is no log.
+    pub(super) next_lsn: u64,
+    pub(super) submits: Receiver<Submit>,
+    pub(super) markers: Receiver<Control>,
+    pub(super) writer: SyncSender<WriterMsg>,
+    pub(super) metrics: Arc<Metrics>,
+    /// A log write failed: the log's tail is unknown, so nothing more is accepted.
+    pub(super) failed: bool,
+}
+
+/// Most bytes of batches logged as one group (one write, one fsync).
+const MAX_GROUP_BYTES: usize = 16 * 1024 * 1024;
+
+impl Sequencer {
+    pub(super) fn run(mut self) -> Result<WriterStats, PipelineError> {
+        let mut last_sync = Instant::now();
+        loop {
+            let mut group = Vec::new();
+            let mut disconnected = false;
+            match self.submits.recv_timeout(Duration::from_millis(20)) {
+                Ok(s) => group.push(s),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => disconnected = true,
+            }
+            let mut bytes = group.first().map_or(0, |s| s.logged.data.len());
+            while bytes < MAX_GROUP_BYTES {
+                match self.submits.try_recv() {
+                    Ok(s) => {
+                        bytes += s.logged.data.len();
+                        group.push(s);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let controls: Vec<Control> = self.markers.try_iter().collect();
+            if group.is_empty() && controls.is_empty() {
+                if let (Some(wal), Some((WalSync::Interval, every))) = (&mut self.wal, self.sync)
+                    && last_sync.elapsed() >= every
+                {
+                    if let Err(e) = wal.sync() {
+                        tracing::error!(error = %e, "write-ahead log fsync failed");
+                    }
+                    last_sync = Instant::now();
+                }
+                if disconnected {
+                    return Ok(WriterStats::default());
+                }
+                continue;
+            }
+            self.metrics.queue_delta(-(group.len() as i64));
+            self.sequence(group, controls, &mut last_sync);
+            if disconnected {
+                // Carry out markers sent just before the last submitter went away.
+                let rest: Vec<Control> = self.markers.try_iter().collect();
+                self.sequence(Vec::new(), rest, &mut last_sync);
+                return Ok(WriterStats::default());
+            }
+        }
+    }
+
+    fn sequence(&mut self, group: Vec<Submit>, controls: Vec<Control>, last_sync: &mut Instant) {
+        // Outputs go to the writer before anything that arrived with them: they were
+        // attached before those batches were submitted (regression: issue #12, item 2,
+        // the rollups of a fast input's first batches never reached InfluxDB or the SLO
+        // engine). They are not logged, so a failed log does not hold them back either.
+        let (attach, controls): (Vec<_>, Vec<_>) = controls
+            .into_iter()
+            .partition(|c| matches!(c, Control::Attach(_)));
+        for c in attach {
+            if let Control::Attach(o) = c {
+                let _ = self.writer.send(WriterMsg::AttachOutputs(o));
+            }
+        }
+        let mut lsns = Vec::with_capacity(group.len() + controls.len());
+        let mut logged = Ok(());
+        if self.failed {
+            logged = Err(PipelineError::WalFailed);
+        } else if let Some(wal) = &mut self.wal {
+            for s in &group {
+                // The logged form owns only refcounted bytes; no copy of the lines.
+                lsns.push(wal.append(&RecordBody::Batch(s.logged.clone())));
+            }
+            for c in &controls {
+                if let Control::Marker { marker, .. } = c {
+                    lsns.push(wal.append(&RecordBody::Marker(*marker)));
+                }
+            }
+            let always = matches!(self.sync, Some((WalSync::Always, _)));
+            match wal.commit(always) {
+                Ok(n) => {
+                    self.metrics.wal_records.inc_by(lsns.len() as u64);
+                    self.metrics.wal_bytes.inc_by(n as u64);
+                    if always {
+                        *last_sync = Instant::now();
+                    }
+                    Metrics::gauge_set(&self.metrics.wal_segments, wal.segments_on_disk);
+                    let fsyncs = wal
+                        .shared()
+                        .fsyncs
+                        .load(std::sync::atomic::Ordering::Relaxed);
+                    let seen = self.metrics.wal_fsyncs.get();
+                    self.metrics.wal_fsyncs.inc_by(fsyncs.saturating_sub(seen));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "write-ahead log write failed; refusing ingest until restart");
+                    self.failed = true;
+                    logged = Err(PipelineError::WalFailed);
+                }
+            }
+        } else {
+            for _ in 0..group.len() + controls.len() {
+                lsns.push(self.next_lsn);
+                self.next_lsn += 1;
+            }
+        }
+        if let Err(e) = logged {
+            for s in group {
+                let _ = s.reply.send(Err(e.clone_kind()));
+            }
+            for c in controls {
+                if let Control::Marker {
+                    reply: Some(reply), ..
+                } = c
+                {
+                    let _ = reply.send(Err(e.clone_kind()));
+                }
+            }
+            return;
+        }
+        let mut lsns = lsns.into_iter();
+        for s in group {
+            let lsn = lsns.next().unwrap_or_default();
+            let forwarded = self.writer.send(WriterMsg::Batch {
+                lsn,
+                parsed: s.parsed,
+            });
+            let _ = s
+                .reply
+                .send(forwarded.map_err(|_| PipelineError::WriterGone));
+        }
+        for c in controls {
+            let msg = match c {
+                Control::Marker { marker, reply } => WriterMsg::Marker {
+                    lsn: lsns.next().unwrap_or_default(),
+                    marker,
+                    reply,
+                },
+                Control::Attach(o) => WriterMsg::AttachOutputs(o),
+            };
+            let _ = self.writer.send(msg);
+        }
+    }
+}

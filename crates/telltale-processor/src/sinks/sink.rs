@@ -1,0 +1,28 @@
+//! The interface every sink implements.
+
+use telltale_core::slo::{AlertTransition, SloStatus};
+use telltale_core::{ProbeEvent, RollupRow};
+
+/// One evaluation of every SLO, at the start of an event-time minute.
+#[derive(Debug, Clone, Copy)]
+pub struct Evaluation<'a> {
+    /// Event time of the evaluation, µs since the epoch.
+    pub at_us: i64,
+    /// The state of every SLO.
+    pub statuses: &'a [SloStatus],
+    /// The alert changes this evaluation made.
+    pub transitions: &'a [AlertTransition],
+}
+
+/// An output of the processor. Every method has a default that ignores its input, so a
+/// sink implements only what it takes.
+pub trait Sink: Send + std::fmt::Debug {
+    /// Rollup rows as the writer emits them (event-time order).
+    fn on_rollups(&mut self, _rows: &[RollupRow]) {}
+    /// Probe measurements, as they are applied.
+    fn on_probes(&mut self, _probes: &[ProbeEvent]) {}
+    /// An evaluation of the SLOs.
+    fn on_evaluation(&mut self, _evaluation: &Evaluation<'_>) {}
+    /// End of input or shutdown: nothing more follows.
+    fn on_finish(&mut self) {}
+}

@@ -1,0 +1,63 @@
+//! Every file in `config/` parses and validates, so a shipped config can never be broken.
+
+use telltale_core::{PipelineConfig, ServiceCatalog};
+
+use crate::support::repo_root;
+
+fn config_dir() -> std::path::PathBuf {
+    repo_root().join("config")
+}
+
+#[test]
+fn every_file_in_config_parses() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(config_dir()).expect("config/ exists") {
+        let path = entry.expect("readable entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let text = std::fs::read_to_string(&path).expect("readable file");
+        match name.as_str() {
+            "services.toml" => {
+                let c =
+                    ServiceCatalog::from_toml_str(&text, &name).unwrap_or_else(|e| panic!("{e}"));
+                assert!(
+                    c.len() >= 15,
+                    "the shipped catalogue is realistic: {} services",
+                    c.len()
+                );
+                assert!(c.teams().len() >= 5, "{} teams", c.teams().len());
+            }
+            "telltale.toml" => {
+                let c =
+                    PipelineConfig::from_toml_str(&text, &name).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(
+                    c,
+                    PipelineConfig::default(),
+                    "telltale.toml documents the defaults"
+                );
+            }
+            other => panic!("config/{other} is not parsed by any test: add it here"),
+        }
+        seen += 1;
+    }
+    assert!(seen >= 2);
+}
+
+/// The README shows the datafusion-cli session from `docs/lake-queries.sql`, which a
+/// telltale-lake test runs; this keeps the two from drifting apart.
+#[test]
+fn readme_shows_the_tested_datafusion_cli_session() {
+    let root = repo_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let sql = std::fs::read_to_string(root.join("docs/lake-queries.sql")).unwrap();
+    let from_create = &sql[sql
+        .find("CREATE EXTERNAL TABLE")
+        .expect("the file creates tables")..];
+    assert!(
+        readme.contains(from_create.trim()),
+        "README.md must contain docs/lake-queries.sql from CREATE on"
+    );
+}

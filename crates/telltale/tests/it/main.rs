@@ -1,0 +1,19 @@
+//! The integration tests of the `telltale` binary, in one test binary (one link of the
+//! whole dependency tree instead of one per file). Each module is a former
+//! `tests/<name>.rs`; the helpers they share are in [`support`].
+//!
+//! Every child process is held by a [`support::ChildGuard`], so a failing test leaves
+//! none behind, and every `telltale` server listens on a port the system picks and
+//! prints (`--listen 127.0.0.1:0 --print-address`): no test hands a port to a child.
+
+mod support;
+
+mod cli;
+mod compose;
+mod config_files;
+mod crash;
+mod grafana_queries;
+mod loadtest;
+mod overload;
+mod spike;
+mod status_page;
