@@ -44,23 +44,16 @@ pub fn rollup_minutes_since(store: &dyn LakeStore, since_us: i64) -> Result<Vec<
             continue;
         }
         for batch in read_counts(store, &file.rel_path)? {
-            let column = |name: &str| {
-                batch
-                    .column_by_name(name)
-                    .ok_or_else(|| LakeError::SchemaMismatch {
-                        file: file.rel_path.clone(),
-                        table: "rollups",
-                        detail: format!("no column {name}"),
-                    })
-            };
-            let start = column("window_start")?.as_primitive_opt::<TimestampMicrosecondType>();
-            let team = column("team")?.as_string_opt::<i32>();
-            let counts = ["count", "errors", "slow"]
-                .map(|c| column(c).map(|a| a.as_primitive_opt::<Int64Type>().cloned()));
-            let [Ok(Some(count)), Ok(Some(errors)), Ok(Some(slow))] = counts else {
-                return Err(mismatch(&file.rel_path));
-            };
-            let (Some(start), Some(team)) = (start, team) else {
+            let int = |name| batch.column_by_name(name)?.as_primitive_opt::<Int64Type>();
+            let start = batch
+                .column_by_name("window_start")
+                .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>());
+            let team = batch
+                .column_by_name("team")
+                .and_then(|c| c.as_string_opt::<i32>());
+            let (Some(start), Some(team), Some(count), Some(errors), Some(slow)) =
+                (start, team, int("count"), int("errors"), int("slow"))
+            else {
                 return Err(mismatch(&file.rel_path));
             };
             for i in 0..batch.num_rows() {
@@ -93,7 +86,7 @@ fn mismatch(file: &str) -> LakeError {
     LakeError::SchemaMismatch {
         file: file.to_owned(),
         table: "rollups",
-        detail: "window_start, team, count, errors, slow have other types".into(),
+        detail: "window_start, team, count, errors or slow is missing or of another type".into(),
     }
 }
 

@@ -86,15 +86,16 @@ impl Sequencer {
         // attached before those batches were submitted (regression: issue #12, item 2,
         // the rollups of a fast input's first batches never reached InfluxDB or the SLO
         // engine). They are not logged, so a failed log does not hold them back either.
-        let (attach, controls): (Vec<_>, Vec<_>) = controls
-            .into_iter()
-            .partition(|c| matches!(c, Control::Attach(_)));
-        for c in attach {
-            if let Control::Attach(o) = c {
-                let _ = self.writer.send(WriterMsg::AttachOutputs(o));
+        let mut markers = Vec::with_capacity(controls.len());
+        for c in controls {
+            match c {
+                Control::Attach(o) => {
+                    let _ = self.writer.send(WriterMsg::AttachOutputs(o));
+                }
+                Control::Marker { marker, reply } => markers.push((marker, reply)),
             }
         }
-        let mut lsns = Vec::with_capacity(group.len() + controls.len());
+        let mut lsns = Vec::with_capacity(group.len() + markers.len());
         let mut logged = Ok(());
         if self.failed {
             logged = Err(PipelineError::WalFailed);
@@ -103,10 +104,8 @@ impl Sequencer {
                 // The logged form owns only refcounted bytes; no copy of the lines.
                 lsns.push(wal.append(&RecordBody::Batch(s.logged.clone())));
             }
-            for c in &controls {
-                if let Control::Marker { marker, .. } = c {
-                    lsns.push(wal.append(&RecordBody::Marker(*marker)));
-                }
+            for (marker, _) in &markers {
+                lsns.push(wal.append(&RecordBody::Marker(*marker)));
             }
             let always = matches!(self.sync, Some((WalSync::Always, _)));
             match wal.commit(always) {
@@ -131,7 +130,7 @@ impl Sequencer {
                 }
             }
         } else {
-            for _ in 0..group.len() + controls.len() {
+            for _ in 0..group.len() + markers.len() {
                 lsns.push(self.next_lsn);
                 self.next_lsn += 1;
             }
@@ -140,13 +139,8 @@ impl Sequencer {
             for s in group {
                 let _ = s.reply.send(Err(e.clone_kind()));
             }
-            for c in controls {
-                if let Control::Marker {
-                    reply: Some(reply), ..
-                } = c
-                {
-                    let _ = reply.send(Err(e.clone_kind()));
-                }
+            for reply in markers.into_iter().filter_map(|(_, reply)| reply) {
+                let _ = reply.send(Err(e.clone_kind()));
             }
             return;
         }
@@ -161,16 +155,12 @@ impl Sequencer {
                 .reply
                 .send(forwarded.map_err(|_| PipelineError::WriterGone));
         }
-        for c in controls {
-            let msg = match c {
-                Control::Marker { marker, reply } => WriterMsg::Marker {
-                    lsn: lsns.next().unwrap_or_default(),
-                    marker,
-                    reply,
-                },
-                Control::Attach(o) => WriterMsg::AttachOutputs(o),
-            };
-            let _ = self.writer.send(msg);
+        for (marker, reply) in markers {
+            let _ = self.writer.send(WriterMsg::Marker {
+                lsn: lsns.next().unwrap_or_default(),
+                marker,
+                reply,
+            });
         }
     }
 }
