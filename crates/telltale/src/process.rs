@@ -49,6 +49,9 @@ pub struct Running {
     pub pipeline: Pipeline,
     pub view: Arc<SloView>,
     pub influx: Option<InfluxSink>,
+    /// The Alertmanager delivery task: it ends once the pipeline's writer has stopped and
+    /// what the sink queued is posted.
+    pub alert_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// How far back the SLO engine is primed from the lake: the longest SLO window (a calendar
@@ -79,14 +82,17 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
     } else {
         None
     };
-    let alerts = loaded.alertmanager.is_enabled().then(|| {
+    let (alerts, alert_task) = match loaded.alertmanager.is_enabled().then(|| {
         tracing::info!(url = %loaded.alertmanager.url, "delivering SLO alerts to Alertmanager");
         AlertDelivery::start(&loaded.alertmanager)
-    });
+    }) {
+        Some((sink, task)) => (Some(sink), Some(task)),
+        None => (None, None),
+    };
     // The outputs start first so that /metrics can show their counters from the start.
     let metrics = Metrics::new().with_outputs(OutputStats {
         influx: influx.as_ref().map(InfluxSink::stats_reader),
-        alertmanager: alerts.as_ref().map(|a| a.notifier.shared_stats()),
+        alertmanager: alerts.as_ref().map(AlertDelivery::stats),
     });
     let pipeline = tokio::task::block_in_place(|| {
         Pipeline::start(settings, store.clone(), Arc::new(metrics), None)
@@ -122,6 +128,7 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
         pipeline,
         view,
         influx,
+        alert_task: std::sync::Mutex::new(alert_task),
     })
 }
 
@@ -314,7 +321,8 @@ pub async fn serve(
 }
 
 /// Flushes every buffer and stops the writer, then drains the InfluxDB sink (what it
-/// cannot deliver in time is spooled to disk), then logs the totals.
+/// cannot deliver in time is spooled to disk) and posts the alerts still firing to
+/// Alertmanager, then logs the totals.
 pub async fn finish(running: &Running) -> anyhow::Result<()> {
     let p = running.pipeline.clone();
     let flushed = tokio::task::spawn_blocking(move || p.shutdown())
@@ -328,6 +336,11 @@ pub async fn finish(running: &Running) -> anyhow::Result<()> {
             dropped = stats.points_dropped,
             "InfluxDB sink stopped"
         );
+    }
+    let alert_task = running.alert_task.lock().ok().and_then(|mut t| t.take());
+    if let Some(task) = alert_task {
+        // The writer has dropped the sink, so the task posts what it was sent and ends.
+        task.await.context("alert delivery panicked")?;
     }
     flushed.context("flushing the lake at shutdown")?;
     let m = running.pipeline.metrics();

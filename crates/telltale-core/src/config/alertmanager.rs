@@ -15,8 +15,10 @@ pub struct AlertmanagerConfig {
     /// How often firing alerts are re-sent (Alertmanager drops alerts that stop coming).
     #[serde(with = "humantime_serde")]
     pub resend_interval: std::time::Duration,
-    /// Alert changes whose event time is older than this are logged but not delivered, so
-    /// replaying an old file does not page anyone for last month's incident.
+    /// Evaluations whose event time is older than this are logged but not delivered, so
+    /// replaying an old file does not page anyone for last month's incident. Alerts still
+    /// firing are delivered (with `startsAt` = when they began) at the first evaluation
+    /// within this age, and at the end of an input whatever its age.
     #[serde(with = "humantime_serde")]
     pub max_alert_age: std::time::Duration,
     /// Link sent as `generatorURL`, e.g. the public address of the status page.

@@ -88,10 +88,12 @@ impl Outputs {
             log_transition(t);
         }
         let statuses = self.slo.status(now_us);
+        let active = self.slo.active_alerts(now_us);
         let evaluation = Evaluation {
             at_us: now_us,
             statuses: &statuses,
             transitions: &transitions,
+            active: &active,
         };
         for sink in &mut self.sinks {
             sink.on_evaluation(&evaluation);

@@ -1,6 +1,6 @@
 //! The interface every sink implements.
 
-use telltale_core::slo::{AlertTransition, SloStatus};
+use telltale_core::slo::{AlertTransition, AlertmanagerAlert, SloStatus};
 use telltale_core::{ProbeEvent, RollupRow};
 
 /// One evaluation of every SLO, at the start of an event-time minute.
@@ -12,6 +12,9 @@ pub struct Evaluation<'a> {
     pub statuses: &'a [SloStatus],
     /// The alert changes this evaluation made.
     pub transitions: &'a [AlertTransition],
+    /// Every alert firing after this evaluation, with `startsAt` = when it began: the
+    /// state to hold a receiver to (a change can be missed; the state cannot).
+    pub active: &'a [AlertmanagerAlert],
 }
 
 /// An output of the processor. Every method has a default that ignores its input, so a

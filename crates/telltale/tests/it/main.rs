@@ -8,6 +8,7 @@
 
 mod support;
 
+mod alerts;
 mod cli;
 mod compose;
 mod config_files;

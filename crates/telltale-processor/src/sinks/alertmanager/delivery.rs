@@ -122,6 +122,14 @@ impl Notifier {
         (Self { tx, stats }, task)
     }
 
+    /// A notifier without a delivery task: the updates it is sent, for tests.
+    #[cfg(test)]
+    pub(crate) fn detached() -> (Self, mpsc::UnboundedReceiver<AlertUpdate>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stats = std::sync::Arc::new(NotifierStats::default());
+        (Self { tx, stats }, rx)
+    }
+
     /// Queues an update; never blocks (alert changes are rare and tiny).
     pub fn send(&self, update: AlertUpdate) {
         if self.tx.send(update).is_err() {

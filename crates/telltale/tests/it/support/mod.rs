@@ -5,6 +5,7 @@
 
 pub mod child;
 pub mod http;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
