@@ -19,11 +19,13 @@
 //! - [`outputs`]: the SLO engine driven by emitted rollups, and the live view.
 //! - [`sinks`]: where rollups, probes and evaluations go besides the lake, one folder each.
 //! - [`api`]: the HTTP server: sources' routes, status page, `/api/v1/slo`, `/metrics`.
+//! - [`drain`]: shutdown of the HTTP server (503 for new ingest while requests in flight finish).
 //! - [`pool`]: the autoscaled processing workers of the push sources.
 //! - [`metrics`], [`summary`]: Prometheus metrics and the periodic one-line summary.
 
 pub mod api;
 pub mod batch;
+pub mod drain;
 pub mod metrics;
 pub mod outputs;
 pub mod pipeline;

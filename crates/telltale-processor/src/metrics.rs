@@ -124,6 +124,9 @@ pub struct Metrics {
     pub wal_bytes: Counter,
     /// fsync calls on the write-ahead log (one per group commit under `sync = always`).
     pub wal_fsyncs: Counter,
+    /// Group commits to the write-ahead log that failed (disk full or failing); their
+    /// batches were answered 503.
+    pub wal_write_errors: Counter,
     /// Write-ahead log segment files on disk.
     pub wal_segments: Gauge<i64, AtomicI64>,
     /// Records replayed from the write-ahead log at start.
@@ -266,6 +269,7 @@ impl Metrics {
             wal_records: Counter::default(),
             wal_bytes: Counter::default(),
             wal_fsyncs: Counter::default(),
+            wal_write_errors: Counter::default(),
             wal_segments: Gauge::default(),
             wal_replayed_records: Counter::default(),
             registry: Registry::default(),
@@ -413,6 +417,11 @@ impl Metrics {
             "wal_fsyncs",
             "fsync calls on the write-ahead log",
             m.wal_fsyncs.clone(),
+        );
+        registry.register(
+            "wal_write_errors",
+            "Group commits to the write-ahead log that failed (disk full or failing); their batches were answered 503",
+            m.wal_write_errors.clone(),
         );
         registry.register(
             "wal_segments",

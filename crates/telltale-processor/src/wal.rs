@@ -27,7 +27,7 @@
 //! segment is cut there on start and any later segments are renamed `*.corrupt`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, ErrorKind, Read, Write};
+use std::io::{BufReader, ErrorKind, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -437,6 +437,8 @@ pub struct WalWriter {
     size: u64,
     segment_bytes: u64,
     next_lsn: u64,
+    /// First LSN of the pending group (= `next_lsn` when nothing is pending).
+    group_first_lsn: u64,
     buf: Vec<u8>,
     shared: Arc<WalShared>,
     /// Segment files on disk (metrics).
@@ -463,6 +465,7 @@ impl WalWriter {
             size: MAGIC.len() as u64,
             segment_bytes,
             next_lsn,
+            group_first_lsn: next_lsn,
             buf: Vec::new(),
             shared,
             segments_on_disk: segments(dir)?.len(),
@@ -498,28 +501,62 @@ impl WalWriter {
     }
 
     /// Writes the pending group to the OS (one `write`), and fsyncs it if `sync`.
-    /// Returns the bytes written.
+    /// Returns the bytes written. On an error nothing of the group counts: call
+    /// [`rollback`](Self::rollback) before the next group.
     pub fn commit(&mut self, sync: bool) -> Result<usize, WalError> {
         let n = self.buf.len();
         if n > 0 {
             self.file
                 .write_all(&self.buf)
                 .map_err(io_err("write", &self.path))?;
-            self.size += n as u64;
-            self.buf.clear();
-            self.shared
-                .written
-                .store(self.next_lsn - 1, Ordering::Release);
         }
-        if sync {
+        if sync && n > 0 {
+            // Before `written` moves, so that the group counts only once it is durable.
+            self.file.sync_data().map_err(io_err("fsync", &self.path))?;
+            self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+        } else if sync {
             self.shared
                 .sync_written()
                 .map_err(io_err("fsync", &self.path))?;
         }
-        if self.size >= self.segment_bytes {
-            self.roll()?;
+        if n > 0 {
+            self.size += n as u64;
+            self.buf.clear();
+            self.group_first_lsn = self.next_lsn;
+            self.shared
+                .written
+                .store(self.next_lsn - 1, Ordering::Release);
+            if sync {
+                self.shared
+                    .durable
+                    .fetch_max(self.next_lsn - 1, Ordering::AcqRel);
+            }
+        }
+        if self.size >= self.segment_bytes
+            && let Err(e) = self.roll()
+        {
+            // The group is written (and synced if asked): it stands. The next commit tries
+            // to roll again; until then the segment grows past its size.
+            tracing::warn!(error = %e, "write-ahead log: starting a new segment failed; continuing in the current one");
         }
         Ok(n)
+    }
+
+    /// Undoes a failed [`commit`](Self::commit): cuts the segment back to its last
+    /// complete group and forgets the group's records (they were not acknowledged, so their
+    /// positions are given out again). After a full disk this is what lets ingest resume
+    /// without a restart. An error means the cut failed too: call it again later.
+    pub fn rollback(&mut self) -> Result<(), WalError> {
+        self.buf.clear();
+        self.next_lsn = self.group_first_lsn;
+        self.file
+            .set_len(self.size)
+            .and_then(|()| {
+                self.file
+                    .seek(std::io::SeekFrom::Start(self.size))
+                    .map(drop)
+            })
+            .map_err(io_err("truncate", &self.path))
     }
 
     /// Fsyncs what has been written (the `interval` timer, shutdown).

@@ -284,6 +284,7 @@ pub async fn serve(
             "ingest requires a bearer token"
         );
     }
+    let settings_drain = settings.drain.clone();
     let pipeline = running.pipeline.clone();
     let app = router(pipeline.clone(), settings, Arc::clone(&running.view))
         .merge(extra_routes.unwrap_or_default());
@@ -305,10 +306,23 @@ pub async fn serve(
     tracing::info!(
         "listening on http://{addr}: status page /, /api/v1/slo, POST /v1/events, /metrics, /healthz"
     );
+    let drain = settings_drain;
+    let (grace, timeout) = (
+        loaded.pipeline.server.drain_grace,
+        loaded.pipeline.server.shutdown_timeout,
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
-            tracing::info!("shutting down: no new requests, flushing the lake");
+            drain.start();
+            force_exit_after(timeout);
+            tracing::info!(
+                in_flight = drain.in_flight(),
+                "shutting down: new ingest gets 503, finishing the requests in flight"
+            );
+            tokio::time::sleep(grace).await;
+            drain.idle().await;
+            tracing::info!("no ingest request in flight: closing the listener, flushing the lake");
         })
         .await
         .context("HTTP server failed")?;
@@ -351,6 +365,27 @@ pub async fn finish(running: &Running) -> anyhow::Result<()> {
         m.files_written_total()
     );
     Ok(())
+}
+
+/// From the first signal on: a second Ctrl-C or SIGTERM, or `timeout` passing, ends the
+/// process at once with exit code 1 and a message saying why. Nothing acknowledged is
+/// lost by that: it is in the write-ahead log and replayed at the next start.
+fn force_exit_after(timeout: Duration) {
+    tokio::spawn(async move {
+        let why = tokio::select! {
+            () = shutdown_signal() => "a second signal".to_owned(),
+            () = tokio::time::sleep(timeout) => format!(
+                "server.shutdown_timeout ({}) passed",
+                humantime::format_duration(timeout)
+            ),
+        };
+        tracing::error!(
+            "shutdown cut short by {why}: exiting now; what was acknowledged is in the \
+             write-ahead log and is replayed at the next start"
+        );
+        eprintln!("telltale: shutdown cut short by {why}; exiting 1");
+        std::process::exit(1);
+    });
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

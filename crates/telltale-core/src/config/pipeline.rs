@@ -53,9 +53,17 @@ pub struct ServerConfig {
     pub max_inflight_bytes: usize,
     /// Ingest batches that may wait for a processing worker; when full, requests get 429.
     pub queue_batches: usize,
-    /// On SIGTERM/Ctrl-C: how long to drain requests in flight and flush before exiting.
+    /// On SIGTERM/Ctrl-C: how long to drain requests in flight and flush before exiting;
+    /// past it (or at a second signal) the process exits 1 at once, and what was
+    /// acknowledged is replayed from the write-ahead log at the next start.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// On SIGTERM/Ctrl-C: how long to keep the listener open answering new ingest with
+    /// 503 and `Retry-After` (and `/healthz` with 503) before closing it, so a load
+    /// balancer or Kubernetes stops routing here first. Requests in flight finish either
+    /// way. `0s` closes as soon as nothing is in flight.
+    #[serde(with = "humantime_serde")]
+    pub drain_grace: Duration,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +75,7 @@ impl Default for ServerConfig {
             max_inflight_bytes: 256 * 1024 * 1024,
             queue_batches: 64,
             shutdown_timeout: Duration::from_secs(30),
+            drain_grace: Duration::ZERO,
         }
     }
 }
@@ -230,6 +239,18 @@ impl PipelineConfig {
                 ),
             ));
         }
+        if self.server.drain_grace >= self.server.shutdown_timeout {
+            return Err(invalid(
+                file,
+                "server.drain_grace",
+                format!(
+                    "`{}` is not shorter than server.shutdown_timeout (`{}`): the shutdown \
+                     would time out while draining; lower it or raise the timeout",
+                    humantime::format_duration(self.server.drain_grace),
+                    humantime::format_duration(self.server.shutdown_timeout)
+                ),
+            ));
+        }
         if self.server.max_body_bytes < 1024 {
             return Err(invalid(
                 file,
@@ -377,5 +398,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("`server.listen`"), "{err}");
+    }
+
+    #[test]
+    fn drain_grace_must_leave_time_to_flush() {
+        let err = PipelineConfig::from_toml_str(
+            "[server]\ndrain_grace = \"30s\"\nshutdown_timeout = \"30s\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("t.toml: `server.drain_grace`"), "{err}");
+        assert!(err.contains("lower it or raise the timeout"), "{err}");
     }
 }

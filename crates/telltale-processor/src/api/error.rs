@@ -26,9 +26,14 @@ pub enum ApiError {
     /// The body could not be read or decompressed.
     #[error("could not read the request body: {0}")]
     BadBody(String),
-    /// The pipeline is shutting down (or cannot write its log).
+    /// The pipeline is shutting down.
     #[error("the processor is shutting down; retry against another instance or later")]
     Unavailable,
+    /// The write-ahead log cannot be written (a full or failing disk): not accepted.
+    #[error(
+        "the processor cannot write its write-ahead log (disk full or failing); the batch was not accepted: retry after the Retry-After delay"
+    )]
+    Storage,
     /// Too much in flight: refused before reading the body, so memory stays bounded.
     #[error("the processor is overloaded ({reason}); retry after the Retry-After delay")]
     Overloaded {
@@ -48,7 +53,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Storage => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -58,7 +63,8 @@ impl ApiError {
 impl From<PipelineError> for ApiError {
     fn from(e: PipelineError) -> Self {
         match e {
-            PipelineError::WriterGone | PipelineError::WalFailed => ApiError::Unavailable,
+            PipelineError::WriterGone => ApiError::Unavailable,
+            PipelineError::WalFailed => ApiError::Storage,
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -84,7 +90,7 @@ impl IntoResponse for ApiError {
                 resp.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::Unavailable => {
+            ApiError::Unavailable | ApiError::Storage => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }

@@ -10,12 +10,13 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
 pub use error::ApiError;
 
+use crate::drain::Drain;
 use crate::metrics::Metrics;
 use crate::outputs::SloView;
 use crate::pipeline::Pipeline;
@@ -25,21 +26,30 @@ use crate::sources::http::{self as http_source, HttpSettings};
 /// simulator's control API in `telltale run`).
 pub fn router(pipeline: Pipeline, settings: HttpSettings, view: Arc<SloView>) -> Router {
     let metrics = Arc::clone(pipeline.metrics());
+    let drain = settings.drain.clone();
     let reads = Router::new()
         .route("/", get(status::status_page))
         .route("/api/v1/slo", get(status::slo_api))
         .with_state(view);
     let ops = Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_text))
-        .with_state(metrics);
+        .with_state(drain)
+        .route("/metrics", get(metrics_text).with_state(metrics));
     http_source::routes(pipeline, settings)
         .merge(reads)
         .merge(ops)
 }
 
-async fn healthz() -> impl IntoResponse {
-    Json(serde_json::json!({ "status": "ok" }))
+/// 200 while serving; 503 once draining for shutdown, so load balancers stop routing here.
+async fn healthz(State(drain): State<Drain>) -> impl IntoResponse {
+    if drain.is_draining() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "draining" })),
+        )
+    } else {
+        (StatusCode::OK, Json(serde_json::json!({ "status": "ok" })))
+    }
 }
 
 async fn metrics_text(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {

@@ -22,9 +22,11 @@ pub enum PipelineError {
     /// The write-ahead log could not be read or written.
     #[error(transparent)]
     Wal(#[from] WalError),
-    /// An earlier write to the write-ahead log failed; its tail is unknown, so nothing more
-    /// is acknowledged until a restart replays it.
-    #[error("the write-ahead log failed earlier; restart the processor")]
+    /// The write-ahead log could not take the batch (a full or failing disk): it was not
+    /// acknowledged; the next batch is tried again.
+    #[error(
+        "the write-ahead log cannot be written (disk full or failing); the batch was not accepted"
+    )]
     WalFailed,
     /// Replaying the write-ahead log failed.
     #[error("replaying the write-ahead log: {0}")]

@@ -27,7 +27,8 @@ pub(super) struct Sequencer {
     pub(super) markers: Receiver<Control>,
     pub(super) writer: SyncSender<WriterMsg>,
     pub(super) metrics: Arc<Metrics>,
-    /// A log write failed: the log's tail is unknown, so nothing more is accepted.
+    /// A log write failed and cutting the log back failed too: the tail is unknown, so
+    /// nothing is logged until a cut succeeds (tried before every group).
     pub(super) failed: bool,
 }
 
@@ -97,6 +98,21 @@ impl Sequencer {
         }
         let mut lsns = Vec::with_capacity(group.len() + markers.len());
         let mut logged = Ok(());
+        if self.failed
+            && let Some(wal) = &mut self.wal
+        {
+            // The last group's write failed (a full disk, say): cut the log back to its
+            // last complete group and try again with this one.
+            match wal.rollback() {
+                Ok(()) => {
+                    tracing::info!(
+                        "write-ahead log cut back to its last complete group; logging again"
+                    );
+                    self.failed = false;
+                }
+                Err(e) => tracing::error!(error = %e, "write-ahead log still cannot be cut back"),
+            }
+        }
         if self.failed {
             logged = Err(PipelineError::WalFailed);
         } else if let Some(wal) = &mut self.wal {
@@ -124,8 +140,11 @@ impl Sequencer {
                     self.metrics.wal_fsyncs.inc_by(fsyncs.saturating_sub(seen));
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "write-ahead log write failed; refusing ingest until restart");
-                    self.failed = true;
+                    tracing::error!(error = %e, batches = group.len(), "write-ahead log write failed; these batches are refused (503), the next are tried again");
+                    self.metrics.wal_write_errors.inc();
+                    // Cut back now, so that the space the failed write took is free
+                    // again; if that fails too, the next group tries first.
+                    self.failed = wal.rollback().is_err();
                     logged = Err(PipelineError::WalFailed);
                 }
             }

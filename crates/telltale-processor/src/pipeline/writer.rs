@@ -43,9 +43,8 @@ pub(super) struct WriterLoop {
     pub(super) markers: Sender<Control>,
 }
 
-/// How long a lake write is retried at the same log position before the writer gives up
-/// (and the processor stops acknowledging; a restart replays the log).
-const WRITE_RETRY_FOR: Duration = Duration::from_secs(60);
+/// Longest pause between two attempts of a failed lake write.
+const WRITE_RETRY_MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 impl WriterLoop {
     pub(super) fn run(mut self) -> Result<WriterStats, PipelineError> {
@@ -84,24 +83,29 @@ impl WriterLoop {
         &mut self,
         mut op: impl FnMut(&mut LakeWriter) -> Result<(), LakeError>,
     ) -> Result<(), PipelineError> {
-        let started = Instant::now();
         let mut backoff = Duration::from_millis(100);
+        let mut failures = 0u64;
         loop {
             match op(&mut self.writer) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    if failures > 0 {
+                        tracing::info!(failures, "lake write succeeded again; writing resumes");
+                    }
+                    return Ok(());
+                }
                 Err(e) => {
                     self.metrics.write_errors.inc();
+                    failures += 1;
                     if self.wal_dir.is_none() {
                         // No log: rows stay buffered and go with a later flush.
                         tracing::error!(error = %e, "lake write failed; rows kept in memory and retried");
                         return Ok(());
                     }
-                    if started.elapsed() >= WRITE_RETRY_FOR {
-                        return Err(PipelineError::Lake(e));
-                    }
-                    tracing::error!(error = %e, retry_in = ?backoff, "lake write failed; retrying at the same log position");
+                    // A full disk gets space back, a failing one is replaced: retry until
+                    // it works (ingest backs up meanwhile and is answered 429/503).
+                    tracing::error!(error = %e, failures, retry_in = ?backoff, "lake write failed; retrying at the same log position");
                     std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff = (backoff * 2).min(WRITE_RETRY_MAX_BACKOFF);
                 }
             }
         }

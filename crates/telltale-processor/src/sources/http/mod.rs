@@ -23,6 +23,7 @@ use tokio::sync::Semaphore;
 
 use crate::api::error::ApiError;
 use crate::batch::{BatchOutcome, IngestBatch};
+use crate::drain::Drain;
 use crate::metrics::{CodeLabel, ReasonLabel};
 use crate::pipeline::Pipeline;
 use crate::pool::{IngestPool, Refused};
@@ -41,6 +42,8 @@ pub struct HttpSettings {
     pub queue_batches: usize,
     /// Worker pool scaling.
     pub autoscale: AutoscaleConfig,
+    /// Shutdown: once draining, new requests get 503 with `Retry-After`.
+    pub drain: Drain,
 }
 
 impl HttpSettings {
@@ -53,6 +56,7 @@ impl HttpSettings {
             max_inflight_bytes: cfg.server.max_inflight_bytes,
             queue_batches: cfg.server.queue_batches,
             autoscale: cfg.autoscale.clone(),
+            drain: Drain::default(),
         }
     }
 }
@@ -115,11 +119,16 @@ async fn ingest(State(state): State<IngestState>, headers: HeaderMap, body: Body
                     })
                     .inc();
             }
-            if matches!(e, ApiError::Unavailable) {
+            let reason = match &e {
+                ApiError::Unavailable => Some("shutting_down"),
+                ApiError::Storage => Some("storage"),
+                _ => None,
+            };
+            if let Some(reason) = reason {
                 metrics
                     .overload_rejections
                     .get_or_create(&ReasonLabel {
-                        reason: "shutting_down".to_owned(),
+                        reason: reason.to_owned(),
                     })
                     .inc();
             }
@@ -143,6 +152,11 @@ async fn ingest_batch(
     authorize(&headers, &state.settings.tokens)?;
     let metrics = Arc::clone(state.pipeline.metrics());
     let limit = state.settings.max_body_bytes;
+    // Held to the acknowledgement: a shutdown waits for it before closing the listener.
+    let Some(_in_flight) = state.settings.drain.enter() else {
+        discard(body, limit).await;
+        return Err(ApiError::Unavailable);
+    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

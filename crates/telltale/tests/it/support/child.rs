@@ -173,6 +173,11 @@ impl Server {
         self.child.id()
     }
 
+    /// Sends SIGTERM and returns at once (the child goes on shutting down).
+    pub fn sigterm(&self) {
+        signal(self.pid(), "TERM");
+    }
+
     /// See [`ChildGuard::sigterm_and_wait`].
     pub fn sigterm_and_wait(self) -> Output {
         self.child.sigterm_and_wait()
@@ -187,6 +192,11 @@ impl Server {
     /// See [`ChildGuard::kill_and_wait`].
     pub fn kill_and_wait(self) -> ExitStatus {
         self.child.kill_and_wait()
+    }
+
+    /// See [`ChildGuard::wait_with_output`].
+    pub fn wait_with_output(self) -> Output {
+        self.child.wait_with_output()
     }
 }
 
