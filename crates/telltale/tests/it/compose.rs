@@ -298,3 +298,39 @@ fn dockerfile_is_multi_stage_and_runs_as_non_root() {
         "the runtime takes only the binary from the builder"
     );
 }
+
+/// The compose path run natively (no Docker engine here): the simulator's command from the
+/// compose file, pointed at a real `telltale process` instead of the stub the simulator's
+/// own tests use. Every event it sends is acknowledged and lands in the lake.
+#[test]
+fn the_simulators_http_output_feeds_a_real_processor() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("lake");
+    let processor = crate::support::Server::start(
+        crate::support::telltale()
+            .arg("process")
+            .args(crate::support::LISTEN)
+            .arg("--data-dir")
+            .arg(&data)
+            .stderr(std::process::Stdio::inherit()),
+    );
+    // The compose command with a count instead of a rate and backfill: it ends by itself.
+    let sim = crate::support::telltale()
+        .args([
+            "sim",
+            "--seed",
+            "3",
+            "--count",
+            "6000",
+            "--batch-lines",
+            "500",
+            "--output",
+        ])
+        .arg(format!("{}/v1/events", processor.url()))
+        .output()
+        .unwrap();
+    assert!(sim.status.success(), "{}", crate::support::describe(&sim));
+    processor.sigterm_and_expect_success();
+    let rows = crate::support::query_json(&data, "SELECT count(*) AS n FROM events");
+    assert_eq!(rows[0]["n"], 6000, "{rows:?}");
+}

@@ -21,3 +21,4 @@ mod overload;
 mod shutdown;
 mod spike;
 mod status_page;
+mod time;

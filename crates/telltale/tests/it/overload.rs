@@ -1,6 +1,7 @@
-//! Overload: offer a real `telltale process` at least 10x the rate it sustains and check
-//! that it refuses the excess with 429 + `Retry-After` while its memory stays under the
-//! ceiling its config sets. (Exactly-once storage is `crash.rs` and `telltale loadtest`.)
+//! Overload: a real `telltale process` whose in-flight budget is taken refuses with 429 +
+//! `Retry-After` before reading the body, and recovers; under a blast from 24 clients its
+//! memory stays under the ceiling its config sets. (Exactly-once storage is `crash.rs` and
+//! `telltale loadtest`; the speed it sustains is in `bench/`.)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -96,11 +97,34 @@ fn offer(addr: SocketAddr, lanes: u64, for_: Duration, base_us: i64) -> (u64, u6
     (c(0), c(1), c(2), c(3))
 }
 
-#[test]
-fn ten_times_the_sustainable_rate_is_refused_with_429_and_memory_stays_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let config = dir.path().join("telltale.toml");
+/// A request that holds its share of the in-flight budget: its head declares `len`
+/// bytes, and the body never comes.
+fn stalled(addr: SocketAddr, len: u64) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n"
+    )
+    .unwrap();
+    s
+}
+
+fn inflight_bytes(addr: SocketAddr) -> u64 {
+    let body = http::get(addr, "/metrics")
+        .unwrap()
+        .body
+        .unwrap_or_default();
+    body.lines()
+        .find_map(|l| l.strip_prefix("telltale_http_inflight_bytes "))
+        .unwrap_or_else(|| panic!("no telltale_http_inflight_bytes in /metrics:\n{body}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn config(dir: &std::path::Path) -> std::path::PathBuf {
+    let config = dir.join("telltale.toml");
     std::fs::write(
         &config,
         format!(
@@ -109,33 +133,76 @@ fn ten_times_the_sustainable_rate_is_refused_with_429_and_memory_stays_bounded()
         ),
     )
     .unwrap();
-    let processor = start_processor(&data, &config);
+    config
+}
+
+#[test]
+fn a_full_in_flight_budget_refuses_with_429_before_reading_and_recovers() {
+    // Deterministic: eight requests that each declare 1 MiB and send nothing hold the whole
+    // 8 MiB budget, whatever the machine's speed.
+    let dir = tempfile::tempdir().unwrap();
+    let processor = start_processor(&dir.path().join("data"), &config(dir.path()));
+    let addr = processor.addr;
+    let holders: Vec<_> = (0..INFLIGHT_BYTES / 1_048_576)
+        .map(|_| stalled(addr, 1_048_576))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while inflight_bytes(addr) < INFLIGHT_BYTES {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled requests never held the budget"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let payload = body(0, 0, chrono::Utc::now().timestamp_micros() - 60_000_000);
+    let refused = http::exchange(
+        addr,
+        "POST",
+        "/v1/events",
+        &payload,
+        Duration::from_secs(30),
+    )
+    .expect("an answer")
+    .response();
+    assert_eq!(refused.status, Some(429), "{}", refused.raw);
+    assert!(
+        refused.raw.to_ascii_lowercase().contains("retry-after: 1"),
+        "{}",
+        refused.raw
+    );
+    assert!(
+        refused.raw.contains("overloaded (memory)"),
+        "{}",
+        refused.raw
+    );
+    // The budget comes back when the holders go away; the same batch is then accepted.
+    drop(holders);
+    while inflight_bytes(addr) > 0 {
+        assert!(Instant::now() < deadline, "the budget was never given back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(post(addr, &payload), Some((200, false)));
+    processor.sigterm_and_expect_success();
+}
+
+#[test]
+fn a_blast_from_24_clients_keeps_memory_under_the_ceiling() {
+    // No claim on how much is refused (that depends on the machine's speed); the ceiling
+    // holds whatever it is, and every answer is an ack or a 429 with Retry-After.
+    let dir = tempfile::tempdir().unwrap();
+    let processor = start_processor(&dir.path().join("data"), &config(dir.path()));
     let addr = processor.addr;
     let base_us = chrono::Utc::now().timestamp_micros() - 900_000_000;
-    // What one client sustains (no refusals expected).
-    let measure = Duration::from_secs(3);
-    let (_, sustained_events, _, _) = offer(addr, 1, measure, base_us);
-    let sustainable = sustained_events as f64 / measure.as_secs_f64();
-    // Overload: many clients that resend at once after a 429.
     let blast = Duration::from_secs(4);
     let (requests, accepted, refused, no_retry_after) = offer(addr, 24, blast, base_us);
-    let offered = (requests * EVENTS_PER_BATCH) as f64 / blast.as_secs_f64();
     let peak = peak_rss_bytes(processor.pid());
     processor.sigterm_and_expect_success();
     eprintln!(
-        "overload: sustainable {sustainable:.0} events/s; offered {offered:.0} events/s \
-         ({:.1}x); {requests} requests, {refused} refused with 429, {accepted} events accepted; \
-         peak RSS {} MiB (ceiling {} MiB)",
-        offered / sustainable,
+        "overload: {requests} requests from 24 clients in {blast:?}, {refused} refused with 429, \
+         {accepted} events accepted; peak RSS {} MiB (ceiling {} MiB)",
         peak >> 20,
         RSS_CEILING_BYTES >> 20
     );
-    assert!(
-        offered >= 10.0 * sustainable,
-        "offered only {:.1}x the sustainable rate",
-        offered / sustainable
-    );
-    assert!(refused > 0, "nothing was refused under 10x load");
     assert_eq!(no_retry_after, 0, "a 429 came without Retry-After");
     assert!(accepted > 0, "nothing was accepted under overload");
     assert!(

@@ -17,8 +17,38 @@ fn get(addr: SocketAddr, path: &str) -> Option<(String, String)> {
     Some((r.status_line, r.body?))
 }
 
-fn lines_in(path: &Path) -> u64 {
-    std::fs::read(path).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+/// The event times (µs) of every complete line written so far.
+fn event_times(path: &Path) -> Vec<i64> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            chrono::DateTime::parse_from_rfc3339(v["timestamp"].as_str().unwrap())
+                .unwrap()
+                .timestamp_micros()
+        })
+        .collect()
+}
+
+/// Waits (at most `limit`) until the file holds an event at or after `at` (any event when
+/// `None`); the first such event time.
+fn wait_for_event_time(path: &Path, at: Option<i64>, limit: Duration) -> i64 {
+    let start = Instant::now();
+    loop {
+        if let Some(t) = event_times(path)
+            .into_iter()
+            .find(|t| at.is_none_or(|a| *t >= a))
+        {
+            return t;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "no event at or after {at:?} within {limit:?}"
+        );
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
 }
 
 /// Starts `telltale sim` in real time at `rate` with the control API on a port it picks.
@@ -53,26 +83,21 @@ fn a_spike_makes_the_running_simulator_emit_faster() {
     let sim = start_sim("50", &file);
     let addr = sim.addr;
 
-    // Baseline: lines per second over a 3 s window, once lines flow.
-    let start = Instant::now();
-    while lines_in(&file) == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no line within 30s"
-        );
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
-    let (before_lines, before_at) = (lines_in(&file), Instant::now());
-    while before_at.elapsed() < Duration::from_secs(3) {
-        std::thread::park_timeout(Duration::from_millis(100));
-    }
-    let baseline = (lines_in(&file) - before_lines) as f64 / before_at.elapsed().as_secs_f64();
-    // 50/s × a time-of-day factor of 0.5 to 1.5.
-    assert!((10.0..120.0).contains(&baseline), "baseline {baseline}/s");
-
+    // Rates are read from the events' own timestamps (the simulator stamps each event with
+    // its scheduled time), not from when this test happens to look: first three seconds
+    // of baseline.
+    let first = wait_for_event_time(&file, None, Duration::from_secs(60));
+    wait_for_event_time(&file, Some(first + 3_000_000), Duration::from_secs(60));
     let out = ok(spike(addr, &["--factor", "10", "--for", "60s"]));
     assert!(out.starts_with("load spike ×10 until "), "{out}");
-    let (spiked_lines, spiked_at) = (lines_in(&file), Instant::now());
+    let until = out["load spike ×10 until ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let spike_start = chrono::DateTime::parse_from_rfc3339(until)
+        .unwrap_or_else(|e| panic!("{until:?} in {out:?}: {e}"))
+        .timestamp_micros()
+        - 60_000_000;
 
     // The plan shows it, in text, as JSON from the CLI, and from the API itself.
     let status = ok(spike(addr, &["--status"]));
@@ -91,20 +116,26 @@ fn a_spike_makes_the_running_simulator_emit_faster() {
     assert_eq!(api["spike"]["factor"], 10.0, "{api}");
     assert_eq!(api["base_rate"], 50.0, "{api}");
 
-    // Ten times the rate: well over three times the baseline once 2 s have passed.
-    let deadline = Duration::from_secs(20);
-    loop {
-        let elapsed = spiked_at.elapsed().as_secs_f64();
-        let rate = (lines_in(&file) - spiked_lines) as f64 / elapsed;
-        if elapsed >= 2.0 && rate > 3.0 * baseline {
-            break;
-        }
-        assert!(
-            spiked_at.elapsed() < deadline,
-            "after the spike: {rate:.1} lines/s over {elapsed:.1}s, baseline {baseline:.1}/s"
-        );
-        std::thread::park_timeout(Duration::from_millis(100));
-    }
+    // Ten times the rate: the three seconds from one second into the spike hold well over
+    // three times the events of the three seconds before it.
+    wait_for_event_time(
+        &file,
+        Some(spike_start + 4_000_000),
+        Duration::from_secs(60),
+    );
+    let times = event_times(&file);
+    let count = |from: i64, to: i64| times.iter().filter(|t| (from..to).contains(*t)).count();
+    let baseline = count(spike_start - 3_000_000, spike_start);
+    let spiked = count(spike_start + 1_000_000, spike_start + 4_000_000);
+    // 50/s × a time-of-day factor of 0.5 to 1.5, over 3 s.
+    assert!(
+        (30..=360).contains(&baseline),
+        "baseline {baseline} events in 3 s"
+    );
+    assert!(
+        spiked > 3 * baseline,
+        "{spiked} events in 3 s of the spike against {baseline} before it"
+    );
     assert!(sim.sigterm_and_wait().status.success());
 }
 
