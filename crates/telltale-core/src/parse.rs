@@ -71,11 +71,14 @@ pub enum RejectReason {
     TimestampInFuture,
     /// `kind` names no kind of line we know.
     UnknownKind,
+    /// A valid event of a service past `limits.max_services`: kept in the dead letter
+    /// instead of the lake, rollups and SLOs.
+    ServiceLimit,
 }
 
 impl RejectReason {
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [RejectReason; 12] = [
+    pub const ALL: [RejectReason; 13] = [
         Self::LineTooLong,
         Self::InvalidUtf8,
         Self::MalformedJson,
@@ -88,6 +91,7 @@ impl RejectReason {
         Self::InvalidTimestamp,
         Self::TimestampInFuture,
         Self::UnknownKind,
+        Self::ServiceLimit,
     ];
 
     /// Stable snake_case name.
@@ -105,6 +109,7 @@ impl RejectReason {
             Self::InvalidTimestamp => "invalid_timestamp",
             Self::TimestampInFuture => "timestamp_in_future",
             Self::UnknownKind => "unknown_kind",
+            Self::ServiceLimit => "service_limit",
         }
     }
 }

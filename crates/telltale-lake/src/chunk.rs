@@ -123,6 +123,33 @@ impl EventChunk {
         ts.is_sorted().then_some(range)
     }
 
+    /// Each row as one JSON object, `service` first: how events set aside after parsing
+    /// (a service past `limits.max_services`) are kept in the dead letter.
+    pub fn json_lines(&self) -> Result<Vec<Vec<u8>>> {
+        let mut buf = Vec::new();
+        let mut w = arrow::json::LineDelimitedWriter::new(&mut buf);
+        w.write(&self.batch)
+            .and_then(|()| w.finish())
+            .map_err(|source| LakeError::Arrow {
+                context: "events as JSON".into(),
+                source,
+            })?;
+        drop(w);
+        let service = serde_json::to_string(&*self.service).unwrap_or_default();
+        Ok(buf
+            .split(|b| *b == b'\n')
+            .filter(|l| l.first() == Some(&b'{'))
+            .map(|l| {
+                let mut line = format!("{{\"service\":{service}").into_bytes();
+                if l.len() > 2 {
+                    line.push(b',');
+                }
+                line.extend_from_slice(&l[1..]);
+                line
+            })
+            .collect())
+    }
+
     fn timestamps(&self) -> Option<&[i64]> {
         self.batch
             .column(0)
@@ -291,6 +318,48 @@ impl EventChunks {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn json_lines_hold_every_row_with_its_service() {
+        let team: Arc<str> = Arc::from("t");
+        let mut chunks = EventChunks::new();
+        for (i, latency) in [5.5, 7.0].into_iter().enumerate() {
+            chunks.push(&EventRow {
+                service: "a \"quoted\" name",
+                team: &team,
+                timestamp_us: 1_700_000_000_000_000 + i as i64,
+                status_code: 503,
+                latency_ms: latency,
+                error: None,
+                is_error: true,
+                is_slow: false,
+                endpoint: Some("GET /x"),
+                method: None,
+                region: None,
+                instance: None,
+                trace_id: None,
+                attributes: None,
+            });
+        }
+        let chunk = chunks.finish().unwrap().remove(0);
+        let lines: Vec<serde_json::Value> = chunk
+            .json_lines()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["service"], "a \"quoted\" name");
+        assert_eq!(lines[0]["status_code"], 503);
+        assert_eq!(lines[1]["latency_ms"], 7.0);
+        assert_eq!(lines[0]["endpoint"], "GET /x");
+        assert!(
+            lines[0]["timestamp"]
+                .as_str()
+                .unwrap()
+                .starts_with("2023-11-14T22:13:20")
+        );
+    }
     use super::*;
     use crate::fixtures::event;
 

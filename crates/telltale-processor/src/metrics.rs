@@ -81,6 +81,10 @@ pub struct Metrics {
     pub unknown_service_events: Counter,
     /// Events too late for their rollup window (still written to the events table).
     pub rollup_late_events: Counter,
+    /// Valid events of services past `limits.max_services`, kept in the dead letter.
+    pub events_over_service_limit: Counter,
+    /// Services tracked now (at most `limits.max_services` plus the catalogue's).
+    pub tracked_services: Gauge<i64, AtomicI64>,
     /// Rollup rows emitted.
     pub rollup_rows: Counter,
     /// Files written to the lake, by table.
@@ -248,6 +252,8 @@ impl Metrics {
             lines_received: Family::default(),
             unknown_service_events: Counter::default(),
             rollup_late_events: Counter::default(),
+            events_over_service_limit: Counter::default(),
+            tracked_services: Gauge::default(),
             rollup_rows: Counter::default(),
             files_written: Family::default(),
             rows_written: Family::default(),
@@ -316,6 +322,16 @@ impl Metrics {
             "rollup_late_events",
             "Events too late for their rollup window (kept in the events table)",
             m.rollup_late_events.clone(),
+        );
+        registry.register(
+            "events_over_service_limit",
+            "Valid events of services past limits.max_services, kept in the dead letter",
+            m.events_over_service_limit.clone(),
+        );
+        registry.register(
+            "tracked_services",
+            "Services tracked now (rollups, SLOs, lake partitions); at most limits.max_services plus the catalogue's",
+            m.tracked_services.clone(),
         );
         registry.register("rollup_rows", "Rollup rows emitted", m.rollup_rows.clone());
         registry.register(

@@ -256,6 +256,10 @@ pub struct Checkpoint {
     pub lsn: u64,
     /// The open rollup windows at that position.
     pub rollups: RollupsSnapshot,
+    /// The services tracked under `limits.max_services` at that position (absent in
+    /// checkpoints written before the limit existed).
+    #[serde(default)]
+    pub services: Vec<String>,
 }
 
 /// Reads the checkpoint, if any.
@@ -733,6 +737,7 @@ mod tests {
                 std::time::Duration::from_secs(1),
             )
             .snapshot(),
+            services: Vec::new(),
         };
         let deleted = write_checkpoint(dir.path(), &cp).unwrap();
         assert_eq!(deleted, before - 1);

@@ -138,7 +138,15 @@ mod tests {
             "no checkpoint"
         );
         let rollups = Rollups::new(Duration::from_secs(10), Duration::from_secs(5)).snapshot();
-        write_checkpoint(&wal, &Checkpoint { lsn: 42, rollups }).unwrap();
+        write_checkpoint(
+            &wal,
+            &Checkpoint {
+                lsn: 42,
+                rollups,
+                services: Vec::new(),
+            },
+        )
+        .unwrap();
         assert_eq!(replay_covered_upto(dir.path()).unwrap(), Some(42));
     }
 }

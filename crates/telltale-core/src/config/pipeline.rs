@@ -35,6 +35,29 @@ pub struct PipelineConfig {
     pub wal: WalConfig,
     /// Scaling of the HTTP ingest's processing workers by backlog and CPU.
     pub autoscale: AutoscaleConfig,
+    /// Bounds on what the processor keeps per service (memory, lake files, series).
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`: what many distinct service names (typos, per-customer names, an attack) may
+/// cost. Catalogued services are always tracked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Most services tracked at once: rolled up, given SLOs, sent to InfluxDB, shown on
+    /// the status page, and partitioned in the lake. The events of a further service are
+    /// kept in the dead letter (reason `service_limit`) and counted in
+    /// `telltale_events_over_service_limit_total`. The catalogue's services always count
+    /// as tracked.
+    pub max_services: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_services: 2_000,
+        }
+    }
 }
 
 /// `[server]`
@@ -237,6 +260,13 @@ impl PipelineConfig {
                     "`{}` is not an address: use host:port, e.g. \"127.0.0.1:8080\"",
                     self.server.listen
                 ),
+            ));
+        }
+        if self.limits.max_services == 0 {
+            return Err(invalid(
+                file,
+                "limits.max_services",
+                "0 would track no service: use at least 1 (the default is 2000)".to_owned(),
             ));
         }
         if self.server.drain_grace >= self.server.shutdown_timeout {

@@ -20,6 +20,7 @@ mod messages;
 mod prepare;
 mod replay;
 mod sequencer;
+mod service_limit;
 mod settings;
 #[cfg(test)]
 mod tests;
@@ -82,6 +83,8 @@ impl Pipeline {
         let (submit_tx, submit_rx) = sync_channel::<Submit>(capacity);
         let (marker_tx, marker_rx) = channel::<Control>();
         let mut rollups = Rollups::new(settings.rollup_window, settings.allowed_lateness);
+        let mut service_limit =
+            service_limit::ServiceLimit::new(settings.max_services, Arc::clone(&settings.catalog));
         let (wal, store, checkpoint_lsn, recovered) = match &settings.wal {
             Some(w) => {
                 let cp = wal::read_checkpoint(&w.dir)?;
@@ -90,6 +93,7 @@ impl Pipeline {
                     rollups
                         .restore(&cp.rollups)
                         .map_err(|e| PipelineError::Replay(e.to_string()))?;
+                    service_limit.restore(&cp.services);
                 }
                 let recovered = wal::recover(&w.dir, after)?;
                 let writer = WalWriter::open(&w.dir, recovered.last_lsn + 1, w.segment_bytes)?;
@@ -104,6 +108,8 @@ impl Pipeline {
             rx: writer_rx,
             writer,
             rollups,
+            service_limit,
+            over_limit_logged: None,
             metrics: Arc::clone(&metrics),
             tick: settings.tick,
             idle_after: settings.allowed_lateness.max(Duration::from_secs(1)),

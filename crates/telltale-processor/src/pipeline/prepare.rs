@@ -24,6 +24,10 @@ pub struct ParsedBatch {
     pub(super) probes: Vec<ProbeEvent>,
     /// Rejected lines with their reasons.
     pub(super) dead: Vec<DeadLetter>,
+    /// When the batch arrived (dates what the writer sets aside), µs since the epoch.
+    pub(super) received_at_us: i64,
+    /// Where the batch came from.
+    pub(super) source: String,
 }
 
 impl ParsedBatch {
@@ -51,7 +55,11 @@ pub(super) fn parse_batch(
 ) -> (ParsedBatch, BatchOutcome) {
     let now_us = batch.received_at_us;
     let mut outcome = BatchOutcome::default();
-    let mut parsed = ParsedBatch::default();
+    let mut parsed = ParsedBatch {
+        received_at_us: now_us,
+        source: batch.source.clone(),
+        ..ParsedBatch::default()
+    };
     let mut reject = |rejection: Rejection, raw: Vec<u8>, outcome: &mut BatchOutcome| {
         if let Some(m) = metrics {
             m.reject(rejection.reason);

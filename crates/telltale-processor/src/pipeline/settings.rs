@@ -57,6 +57,8 @@ pub struct PipelineSettings {
     pub max_buffered_rows: usize,
     /// The write-ahead log; `None`: batches are acknowledged from memory.
     pub wal: Option<WalSettings>,
+    /// Most services tracked at once (`limits.max_services`).
+    pub max_services: usize,
 }
 
 impl PipelineSettings {
@@ -78,6 +80,7 @@ impl PipelineSettings {
             tick: Duration::from_millis(200),
             max_buffered_rows: cfg.lake.flush_rows.saturating_mul(10).max(1_000_000),
             wal: None,
+            max_services: cfg.limits.max_services,
         }
     }
 }

@@ -10,13 +10,17 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use telltale_core::event::MICROS_PER_SEC;
+use telltale_core::parse::{RejectReason, Rejection};
 use telltale_core::rollup::Rollups;
+use telltale_lake::chunk::EventChunk;
+use telltale_lake::deadletter::DeadLetter;
 use telltale_lake::error::LakeError;
 use telltale_lake::writer::{LakeWriter, WriterStats};
 
 use super::error::PipelineError;
 use super::messages::{Control, WriterMsg};
 use super::prepare::ParsedBatch;
+use super::service_limit::ServiceLimit;
 use crate::metrics::Metrics;
 use crate::outputs::Outputs;
 use crate::wal::{self, Marker};
@@ -38,6 +42,10 @@ pub(super) struct WriterLoop {
     pub(super) max_buffered_rows: usize,
     pub(super) reported: WriterStats,
     pub(super) outputs: Option<Outputs>,
+    /// Which services are tracked (`limits.max_services`).
+    pub(super) service_limit: ServiceLimit,
+    /// When the service limit was last reported in the log.
+    pub(super) over_limit_logged: Option<Instant>,
     /// The log's directory, when there is a log (checkpoints go there).
     pub(super) wal_dir: Option<PathBuf>,
     pub(super) markers: Sender<Control>,
@@ -123,14 +131,17 @@ impl WriterLoop {
         self.position(lsn);
         let now = Instant::now();
         let ParsedBatch {
-            events,
+            mut events,
             event_count,
             probes,
-            dead,
+            mut dead,
+            received_at_us,
+            source,
         } = parsed;
         if event_count > 0 {
             self.last_event = now;
         }
+        self.set_aside_over_limit(&mut events, &mut dead, received_at_us, &source);
         let mut late = 0;
         for chunk in &events {
             late += self.rollups.record_service_events(
@@ -163,6 +174,69 @@ impl WriterLoop {
         self.dirty = true;
         self.report();
         Ok(())
+    }
+
+    /// Moves the events of services past `limits.max_services` out of `events` into
+    /// `dead`, whole and with the reason (see `service_limit`).
+    fn set_aside_over_limit(
+        &mut self,
+        events: &mut Vec<EventChunk>,
+        dead: &mut Vec<DeadLetter>,
+        received_at_us: i64,
+        source: &str,
+    ) {
+        let mut over = 0u64;
+        let mut first_over = None;
+        let limit = &mut self.service_limit;
+        events.retain(|chunk| {
+            if limit.admit(&chunk.service) {
+                return true;
+            }
+            over += chunk.len() as u64;
+            first_over.get_or_insert_with(|| chunk.service.to_string());
+            let message = format!(
+                "service limit reached: {} services are tracked (limits.max_services = {}); \
+                 this valid event is kept here instead of the lake, rollups and SLOs. Raise \
+                 limits.max_services or list the service in services.toml",
+                limit.tracked(),
+                limit.max()
+            );
+            // Building JSON from a chunk that was just built cannot fail but on a bug;
+            // then the rows are still counted.
+            for raw in chunk.json_lines().unwrap_or_default() {
+                dead.push(DeadLetter {
+                    received_at_us,
+                    source: source.to_owned(),
+                    rejection: Rejection {
+                        line: 0,
+                        field: Some("service"),
+                        reason: RejectReason::ServiceLimit,
+                        message: message.clone(),
+                    },
+                    raw,
+                });
+            }
+            false
+        });
+        Metrics::gauge_set(&self.metrics.tracked_services, self.service_limit.tracked());
+        if over == 0 {
+            return;
+        }
+        self.metrics.events_over_service_limit.inc_by(over);
+        // One line a minute at most: an attack of new names must not flood the log.
+        let due = self
+            .over_limit_logged
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(60));
+        if due {
+            self.over_limit_logged = Some(Instant::now());
+            tracing::warn!(
+                tracked = self.service_limit.tracked(),
+                max_services = self.service_limit.max(),
+                example = first_over.as_deref().unwrap_or_default(),
+                "events of services past limits.max_services go to the dead letter \
+                 (telltale_events_over_service_limit_total counts them)"
+            );
+        }
     }
 
     /// Carries out a logged decision.
@@ -198,6 +272,7 @@ impl WriterLoop {
             let cp = wal::Checkpoint {
                 lsn,
                 rollups: self.rollups.snapshot(),
+                services: self.service_limit.snapshot(),
             };
             let deleted = wal::write_checkpoint(dir, &cp)?;
             if deleted > 0 {
