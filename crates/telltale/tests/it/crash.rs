@@ -76,18 +76,6 @@ fn post(addr: SocketAddr, n: u64, body: &str) -> Posted {
     }
 }
 
-/// `telltale_wal_replayed_records_total` of a running processor.
-fn replayed_records(addr: SocketAddr) -> u64 {
-    let r = http::get(addr, "/metrics").expect("GET /metrics answers");
-    let body = r.body.unwrap_or_default();
-    body.lines()
-        .find_map(|l| l.strip_prefix("telltale_wal_replayed_records_total "))
-        .unwrap_or_else(|| panic!("no telltale_wal_replayed_records_total in /metrics:\n{body}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// Batch `n`: events with unique µs timestamps, plus one bad line that names the batch.
 fn batch(n: u64, base_us: i64) -> String {
     let mut body = String::new();
@@ -133,8 +121,8 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing_acknowledged() {
         let processor = start_processor(&data, &config);
         let addr = processor.addr;
         expect_healthy(addr);
-        let replayed = replayed_records(addr);
-        replays += u64::from(replayed > 0);
+        let replayed = crate::support::metric(addr, "telltale_wal_replayed_records_total");
+        replays += u64::from(replayed > 0.0);
         let acked_before = ledger.lock().unwrap().acked.len();
         let stop = Arc::new(AtomicBool::new(false));
         let first = next_batch;

@@ -66,19 +66,6 @@ fn fill(path: &Path) {
     }
 }
 
-fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
-    let body = http::get(addr, "/metrics")
-        .unwrap()
-        .body
-        .unwrap_or_default();
-    body.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{body}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn a_full_disk_refuses_with_503_keeps_what_was_acked_and_resumes_when_space_returns() {
     let dir = tempfile::tempdir().unwrap();
@@ -135,7 +122,7 @@ fn a_full_disk_refuses_with_503_keeps_what_was_acked_and_resumes_when_space_retu
         "{}",
         refused.raw
     );
-    assert!(metric(addr, "telltale_wal_write_errors_total") >= 1.0);
+    assert!(crate::support::metric(addr, "telltale_wal_write_errors_total") >= 1.0);
     let again = post(&mut n);
     assert_eq!(again.status, Some(503), "still full: {}", again.raw);
 

@@ -110,19 +110,6 @@ fn stalled(addr: SocketAddr, len: u64) -> std::net::TcpStream {
     s
 }
 
-fn inflight_bytes(addr: SocketAddr) -> u64 {
-    let body = http::get(addr, "/metrics")
-        .unwrap()
-        .body
-        .unwrap_or_default();
-    body.lines()
-        .find_map(|l| l.strip_prefix("telltale_http_inflight_bytes "))
-        .unwrap_or_else(|| panic!("no telltale_http_inflight_bytes in /metrics:\n{body}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 fn config(dir: &std::path::Path) -> std::path::PathBuf {
     let config = dir.join("telltale.toml");
     std::fs::write(
@@ -147,7 +134,7 @@ fn a_full_in_flight_budget_refuses_with_429_before_reading_and_recovers() {
         .map(|_| stalled(addr, 1_048_576))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while inflight_bytes(addr) < INFLIGHT_BYTES {
+    while crate::support::metric(addr, "telltale_http_inflight_bytes") < INFLIGHT_BYTES as f64 {
         assert!(
             Instant::now() < deadline,
             "the stalled requests never held the budget"
@@ -177,7 +164,7 @@ fn a_full_in_flight_budget_refuses_with_429_before_reading_and_recovers() {
     );
     // The budget comes back when the holders go away; the same batch is then accepted.
     drop(holders);
-    while inflight_bytes(addr) > 0 {
+    while crate::support::metric(addr, "telltale_http_inflight_bytes") > 0.0 {
         assert!(Instant::now() < deadline, "the budget was never given back");
         std::thread::sleep(Duration::from_millis(20));
     }

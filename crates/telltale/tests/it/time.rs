@@ -38,19 +38,6 @@ fn post(addr: SocketAddr, body: &str) -> http::Response {
     http::request(addr, "POST", "/v1/events", body).expect("a whole answer")
 }
 
-fn metric(addr: SocketAddr, line_start: &str) -> f64 {
-    let body = http::get(addr, "/metrics")
-        .unwrap()
-        .body
-        .unwrap_or_default();
-    body.lines()
-        .find_map(|l| l.strip_prefix(line_start))
-        .unwrap_or_else(|| panic!("no {line_start} in /metrics"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// `{service: n}` of a `SELECT service, <n> AS n … GROUP BY service` query.
 fn by_service(data: &std::path::Path, sql: &str) -> std::collections::BTreeMap<String, u64> {
     query_json(data, sql)
@@ -92,13 +79,16 @@ fn clocks_an_hour_off_and_a_replayed_day_have_their_documented_outcome() {
     assert_eq!(ahead.status, Some(400), "{}", ahead.raw);
     assert!(ahead.raw.contains("timestamp_in_future"), "{}", ahead.raw);
     assert_eq!(
-        metric(
+        crate::support::metric(
             addr,
-            "telltale_events_rejected_total{reason=\"timestamp_in_future\"} "
+            "telltale_events_rejected_total{reason=\"timestamp_in_future\"}"
         ),
         100.0
     );
-    assert_eq!(metric(addr, "telltale_rollup_late_events_total "), 200.0);
+    assert_eq!(
+        crate::support::metric(addr, "telltale_rollup_late_events_total"),
+        200.0
+    );
     server.sigterm_and_expect_success();
 
     let lake = by_service(
@@ -121,7 +111,7 @@ fn clocks_an_hour_off_and_a_replayed_day_have_their_documented_outcome() {
         "only live traffic is rolled up"
     );
     // The rejected lines are in the dead letter with their reason.
-    let dead: usize = walk(&data.join("deadletter"))
+    let dead: usize = crate::support::walk(&data.join("deadletter"))
         .iter()
         .map(|f| {
             std::fs::read_to_string(f)
@@ -177,17 +167,4 @@ fn a_restart_across_midnight_utc_splits_dates_and_loses_no_window() {
         windows,
         [serde_json::json!({"windows": 12, "events": 120, "distinct_windows": 12, "least": 10})]
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -75,3 +75,32 @@ pub fn query_json(data: &Path, sql: &str) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// The value of the `/metrics` sample whose line starts with `series` (name and labels,
+/// e.g. `telltale_wal_write_errors_total` or `…{reason="storage"}`); panics with the page
+/// when it is missing, so a renamed metric fails the test instead of reading as zero.
+pub fn metric(addr: std::net::SocketAddr, series: &str) -> f64 {
+    let body = http::get(addr, "/metrics")
+        .and_then(|r| r.body)
+        .expect("GET /metrics answers");
+    body.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{body}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Every file under `dir`, recursively (none when it does not exist).
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
