@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The telltale binary in a small, non-root image: `telltale process` by default, and
+# The telltale binaries in a small, non-root image: `telltale process` by default, and
 # `telltale sim`, `query`, ... with another command. Used by docker-compose.yml.
 #
 #   docker build -t telltale .
@@ -13,9 +13,9 @@ COPY crates ./crates
 # of the cached target dir, then stripped.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p telltale --bin telltale \
- && cp target/release/telltale /usr/local/bin/telltale \
- && strip /usr/local/bin/telltale
+    cargo build --release --locked -p telltale -p telltale-query \
+ && cp target/release/telltale target/release/telltale-query /usr/local/bin/ \
+ && strip /usr/local/bin/telltale /usr/local/bin/telltale-query
 
 # --- runtime ------------------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -27,7 +27,8 @@ RUN groupadd --system --gid 10001 telltale \
  && mkdir -p /app /data \
  && chown telltale:telltale /data
 WORKDIR /app
-COPY --from=builder /usr/local/bin/telltale /usr/local/bin/telltale
+# `telltale query` runs `telltale-query` (DataFusion) from beside itself.
+COPY --from=builder /usr/local/bin/telltale /usr/local/bin/telltale-query /usr/local/bin/
 # The service catalogue and pipeline settings; mount over /app/config to change them.
 COPY config/ /app/config/
 ENV TELLTALE_DATA_DIR=/data \

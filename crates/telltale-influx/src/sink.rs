@@ -809,10 +809,14 @@ async fn dead_letter(
         write_dead_letter(&root, now, seq, &desc, &st, &msg, &body)
     })
     .await;
-    shared
-        .counters
-        .points_dead_lettered
-        .fetch_add(points, Relaxed);
+    // Kept in a file: dead-lettered; not even that (a full or failing disk): dropped.
+    let kept = matches!(written, Ok(Ok(_)));
+    let counter = if kept {
+        &shared.counters.points_dead_lettered
+    } else {
+        &shared.counters.points_dropped
+    };
+    counter.fetch_add(points, Relaxed);
     match written {
         Ok(Ok(path)) => tracing::error!(
             endpoint = %shared.target_desc,

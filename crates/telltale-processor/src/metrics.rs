@@ -83,6 +83,8 @@ pub struct Metrics {
     pub rollup_late_events: Counter,
     /// Valid events of services past `limits.max_services`, kept in the dead letter.
     pub events_over_service_limit: Counter,
+    /// `POST /v1/events` requests being handled now (a shutdown waits for them).
+    pub ingest_requests_in_flight: Gauge<i64, AtomicI64>,
     /// Services tracked now (at most `limits.max_services` plus the catalogue's).
     pub tracked_services: Gauge<i64, AtomicI64>,
     /// Rollup rows emitted.
@@ -254,6 +256,7 @@ impl Metrics {
             rollup_late_events: Counter::default(),
             events_over_service_limit: Counter::default(),
             tracked_services: Gauge::default(),
+            ingest_requests_in_flight: Gauge::default(),
             rollup_rows: Counter::default(),
             files_written: Family::default(),
             rows_written: Family::default(),
@@ -327,6 +330,11 @@ impl Metrics {
             "events_over_service_limit",
             "Valid events of services past limits.max_services, kept in the dead letter",
             m.events_over_service_limit.clone(),
+        );
+        registry.register(
+            "ingest_requests_in_flight",
+            "POST /v1/events requests being handled now (a shutdown waits for them)",
+            m.ingest_requests_in_flight.clone(),
         );
         registry.register(
             "tracked_services",

@@ -7,10 +7,11 @@
 //! lake (hive-partitioned Parquet) ──▶ QueryEngine (listing tables events/rollups/probes) ──▶ format_batches ──▶ stdout
 //! ```
 //!
-//! Only the `telltale` binary links this crate (for `telltale query` and `telltale
-//! loadtest`'s read-back): DataFusion is the heaviest dependency of the workspace, and the
-//! ingest path, the processor and their tests do without it (the processor's start-up
-//! reads rollup history with the parquet crate: `telltale_lake::history`).
+//! Only this crate's own binary, `telltale-query` (which `telltale query` runs), links
+//! it: DataFusion is the heaviest dependency of the workspace, and the `telltale` binary,
+//! the processor and their tests do without it (the processor's start-up reads rollup
+//! history with the parquet crate, `telltale_lake::history`; `telltale loadtest` reads
+//! its partition back the same way).
 //!
 //! # Partition values with escaped characters
 //!

@@ -56,7 +56,7 @@ enum Command {
     Sim(sim::SimArgs),
     /// The processor alone: HTTP ingest and/or a file or stdin, into the lake.
     Process(process::ProcessArgs),
-    /// SQL over the lake (tables `events`, `rollups`, `probes`) with DataFusion.
+    /// SQL over the lake (tables `events`, `rollups`, `probes`): runs `telltale-query`.
     Query(query::QueryArgs),
     /// Merge each partition's small files into one (atomic, idempotent).
     Compact(query::CompactArgs),

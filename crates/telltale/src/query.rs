@@ -1,16 +1,33 @@
 //! `telltale query` and `telltale compact`: reading and tidying the lake.
+//!
+//! `telltale query` runs the `telltale-query` binary (crate `telltale-query`, DataFusion)
+//! with the same arguments: DataFusion stays out of this binary, the ingest path, whose
+//! first release build it would otherwise dominate (issue #11).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::Context;
 use clap::ValueEnum;
-use telltale_query::{OutputFormat, QueryEngine, format_batches};
+
+/// The binary that answers `telltale query`.
+const QUERY_BIN: &str = "telltale-query";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
     Table,
     Csv,
     Json,
+}
+
+impl Format {
+    fn as_arg(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Csv => "csv",
+            Format::Json => "json",
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -26,25 +43,51 @@ pub struct QueryArgs {
     pub format: Format,
 }
 
-pub fn run_query(args: QueryArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let out = runtime.block_on(async {
-        let engine = QueryEngine::open(&args.data_dir)
-            .await
-            .with_context(|| format!("opening the lake at {}", args.data_dir.display()))?;
-        let batches = engine.sql(&args.sql).await?;
-        let format = match args.format {
-            Format::Table => OutputFormat::Table,
-            Format::Csv => OutputFormat::Csv,
-            Format::Json => OutputFormat::Json,
-        };
-        anyhow::Ok(format_batches(&batches, format)?)
-    })?;
-    print!("{out}");
-    if !out.ends_with('\n') && !out.is_empty() {
-        println!();
+/// Where `telltale-query` is: beside this executable (as `cargo build` and the image put
+/// it), else on `PATH`.
+fn query_binary() -> Option<PathBuf> {
+    let name = format!("{QUERY_BIN}{}", std::env::consts::EXE_SUFFIX);
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(&name)));
+    if let Some(path) = beside.filter(|p| p.is_file()) {
+        return Some(path);
     }
-    Ok(())
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(&name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Runs `telltale-query`; its exit status becomes this process's.
+pub fn run_query(args: QueryArgs) -> anyhow::Result<()> {
+    let Some(bin) = query_binary() else {
+        let here = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_path_buf))
+            .unwrap_or_default();
+        anyhow::bail!(
+            "telltale query runs the {QUERY_BIN} binary (DataFusion), which is neither in {} \
+             nor on PATH; build it once with `cargo build --release -p {QUERY_BIN}` \
+             (or `cargo run --release -p {QUERY_BIN} -- <sql>`), or use datafusion-cli or \
+             DuckDB on the lake (README \"Query the lake\")",
+            here.display()
+        );
+    };
+    let status = Command::new(&bin)
+        .arg("--data-dir")
+        .arg(&args.data_dir)
+        .args(["--format", args.format.as_arg()])
+        .arg("--")
+        .arg(&args.sql)
+        .status()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if status.success() {
+        return Ok(());
+    }
+    // The query binary has already said what went wrong on stderr.
+    std::process::exit(status.code().unwrap_or(1));
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -24,6 +24,7 @@ mod service_limit;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod tracked;
 mod writer;
 
 use std::sync::Arc;
@@ -60,6 +61,8 @@ pub struct Pipeline {
 struct Inner {
     catalog: Arc<ServiceCatalog>,
     limits: Limits,
+    /// The writer's tracked services, as it last published them (`service_limit`).
+    tracked: tracked::SharedView,
     metrics: Arc<Metrics>,
     submit: std::sync::Mutex<Option<SyncSender<Submit>>>,
     markers: Sender<Control>,
@@ -83,8 +86,11 @@ impl Pipeline {
         let (submit_tx, submit_rx) = sync_channel::<Submit>(capacity);
         let (marker_tx, marker_rx) = channel::<Control>();
         let mut rollups = Rollups::new(settings.rollup_window, settings.allowed_lateness);
-        let mut service_limit =
-            service_limit::ServiceLimit::new(settings.max_services, Arc::clone(&settings.catalog));
+        let mut service_limit = service_limit::ServiceLimit::new(
+            settings.max_services,
+            Arc::clone(&settings.catalog),
+            settings.limits.clone(),
+        );
         let (wal, store, checkpoint_lsn, recovered) = match &settings.wal {
             Some(w) => {
                 let cp = wal::read_checkpoint(&w.dir)?;
@@ -104,6 +110,7 @@ impl Pipeline {
             None => (None, store, 0, Vec::new()),
         };
         let writer = LakeWriter::new(store, settings.writer)?;
+        let tracked = service_limit.shared_view();
         let mut worker = WriterLoop {
             rx: writer_rx,
             writer,
@@ -159,6 +166,7 @@ impl Pipeline {
             inner: Arc::new(Inner {
                 catalog: settings.catalog,
                 limits: settings.limits,
+                tracked,
                 metrics,
                 submit: std::sync::Mutex::new(Some(submit_tx)),
                 markers: marker_tx,
@@ -214,8 +222,14 @@ impl Pipeline {
             data: batch.data,
         };
         let m = &self.inner.metrics;
-        let (parsed, outcome) =
-            parse_batch(&logged, &self.inner.catalog, &self.inner.limits, Some(m));
+        let tracked = Arc::clone(&self.inner.tracked.read().unwrap_or_else(|e| e.into_inner()));
+        let (parsed, outcome) = parse_batch(
+            &logged,
+            &self.inner.catalog,
+            &self.inner.limits,
+            &tracked,
+            Some(m),
+        );
         m.lines_received
             .get_or_create(&crate::metrics::SourceLabel {
                 source: source_kind(&logged.source).to_owned(),

@@ -26,7 +26,9 @@ pub(super) fn replay(
     for (lsn, body) in recovered {
         match body {
             RecordBody::Batch(b) => {
-                let (parsed, _) = parse_batch(&b, &settings.catalog, &settings.limits, None);
+                let tracked = worker.service_limit.view();
+                let (parsed, _) =
+                    parse_batch(&b, &settings.catalog, &settings.limits, &tracked, None);
                 worker.apply(lsn, parsed)?;
             }
             RecordBody::Marker(m) => worker.execute(lsn, m)?,

@@ -10,7 +10,6 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use telltale_core::event::MICROS_PER_SEC;
-use telltale_core::parse::{RejectReason, Rejection};
 use telltale_core::rollup::Rollups;
 use telltale_lake::chunk::EventChunk;
 use telltale_lake::deadletter::DeadLetter;
@@ -19,7 +18,7 @@ use telltale_lake::writer::{LakeWriter, WriterStats};
 
 use super::error::PipelineError;
 use super::messages::{Control, WriterMsg};
-use super::prepare::ParsedBatch;
+use super::prepare::{FirstSeen, ParsedBatch, PendingService};
 use super::service_limit::ServiceLimit;
 use crate::metrics::Metrics;
 use crate::outputs::Outputs;
@@ -132,6 +131,8 @@ impl WriterLoop {
         let now = Instant::now();
         let ParsedBatch {
             mut events,
+            pending,
+            first_seen,
             event_count,
             probes,
             mut dead,
@@ -141,7 +142,14 @@ impl WriterLoop {
         if event_count > 0 {
             self.last_event = now;
         }
-        self.set_aside_over_limit(&mut events, &mut dead, received_at_us, &source);
+        self.set_aside_over_limit(
+            &mut events,
+            pending,
+            first_seen,
+            &mut dead,
+            received_at_us,
+            &source,
+        );
         let mut late = 0;
         for chunk in &events {
             late += self.rollups.record_service_events(
@@ -176,53 +184,36 @@ impl WriterLoop {
         Ok(())
     }
 
-    /// Moves the events of services past `limits.max_services` out of `events` into
-    /// `dead`, whole and with the reason (see `service_limit`).
+    /// Moves the events of services past `limits.max_services` into `dead`, whole and
+    /// with the reason, and gives admitted held-back lines their chunks (see
+    /// `service_limit`).
     fn set_aside_over_limit(
         &mut self,
         events: &mut Vec<EventChunk>,
+        pending: Vec<PendingService>,
+        first_seen: Vec<FirstSeen>,
         dead: &mut Vec<DeadLetter>,
         received_at_us: i64,
         source: &str,
     ) {
-        let mut over = 0u64;
-        let mut first_over = None;
-        let limit = &mut self.service_limit;
-        events.retain(|chunk| {
-            if limit.admit(&chunk.service) {
-                return true;
-            }
-            over += chunk.len() as u64;
-            first_over.get_or_insert_with(|| chunk.service.to_string());
-            let message = format!(
-                "service limit reached: {} services are tracked (limits.max_services = {}); \
-                 this valid event is kept here instead of the lake, rollups and SLOs. Raise \
-                 limits.max_services or list the service in services.toml",
-                limit.tracked(),
-                limit.max()
-            );
-            // Building JSON from a chunk that was just built cannot fail but on a bug;
-            // then the rows are still counted.
-            for raw in chunk.json_lines().unwrap_or_default() {
-                dead.push(DeadLetter {
-                    received_at_us,
-                    source: source.to_owned(),
-                    rejection: Rejection {
-                        line: 0,
-                        field: Some("service"),
-                        reason: RejectReason::ServiceLimit,
-                        message: message.clone(),
-                    },
-                    raw,
-                });
-            }
-            false
-        });
+        let set_aside =
+            self.service_limit
+                .sort_batch(events, pending, first_seen, received_at_us, source);
+        self.service_limit.publish();
         Metrics::gauge_set(&self.metrics.tracked_services, self.service_limit.tracked());
-        if over == 0 {
+        for letter in &set_aside.unparsed {
+            self.metrics.reject(letter.rejection.reason);
+            tracing::error!(line = letter.rejection.line, reason = %letter.rejection.message,
+                "a held-back line did not parse again; kept in the dead letter (a bug: please report)");
+        }
+        dead.extend(set_aside.unparsed);
+        if set_aside.events == 0 {
             return;
         }
-        self.metrics.events_over_service_limit.inc_by(over);
+        dead.extend(set_aside.dead);
+        self.metrics
+            .events_over_service_limit
+            .inc_by(set_aside.events);
         // One line a minute at most: an attack of new names must not flood the log.
         let due = self
             .over_limit_logged
@@ -232,7 +223,7 @@ impl WriterLoop {
             tracing::warn!(
                 tracked = self.service_limit.tracked(),
                 max_services = self.service_limit.max(),
-                example = first_over.as_deref().unwrap_or_default(),
+                example = set_aside.first.as_deref().unwrap_or_default(),
                 "events of services past limits.max_services go to the dead letter \
                  (telltale_events_over_service_limit_total counts them)"
             );

@@ -6,10 +6,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int32Type, TimestampMicrosecondType};
 use serde::Serialize;
-use telltale_query::QueryEngine;
+use telltale_lake::layout::{self, PARQUET_EXT, Table};
+use telltale_lake::store::{LakeStore, LocalDisk};
 
 use super::events::{EventSpace, Fate, expected};
 
@@ -75,12 +76,9 @@ pub async fn verify(
 ) -> anyhow::Result<Verification> {
     let started = Instant::now();
     loop {
-        // A fresh engine each time: a session caches directory listings, and would not
-        // see files written after its first look.
-        let engine = QueryEngine::open(data_dir)
-            .await
-            .with_context(|| format!("opening the lake at {}", data_dir.display()))?;
-        let mut v = compare(&engine, space, fates).await?;
+        let batches = read_service(data_dir, &space.service)
+            .with_context(|| format!("reading the lake at {}", data_dir.display()))?;
+        let mut v = compare(&batches, space, fates)?;
         v.deadletter_expected = bad_lines.len() as u64;
         v.deadletter_found = deadletters_found(data_dir, &space.service, bad_lines)
             .context("reading the dead letter")?;
@@ -93,37 +91,52 @@ pub async fn verify(
     }
 }
 
-/// One look at the lake.
-async fn compare(
-    engine: &QueryEngine,
+/// Every row of `service`'s event partitions (`events/service=<name>/date=*/*.parquet`),
+/// read with the parquet crate: files appear atomically, so each listed file is whole.
+fn read_service(data_dir: &Path, service: &str) -> anyhow::Result<Vec<RecordBatch>> {
+    let store = LocalDisk::new(data_dir);
+    let prefix = format!(
+        "{}/service={}",
+        Table::Events.dir(),
+        layout::encode(service)
+    );
+    let mut batches = Vec::new();
+    for file in store.list(&prefix)? {
+        if !file.rel_path.ends_with(PARQUET_EXT) {
+            continue;
+        }
+        let bytes = store.read(&file.rel_path)?;
+        let decoded = telltale_lake::parquet_io::decode(bytes, true, &file.rel_path)?;
+        batches.extend(decoded.batches);
+    }
+    Ok(batches)
+}
+
+/// One look at the lake: the rows of the run's service.
+fn compare(
+    batches: &[RecordBatch],
     space: &EventSpace,
     fates: &[Fate],
 ) -> anyhow::Result<Verification> {
-    // The name needs no escaping (letters, digits, `-`), so the filter prunes to the run's
-    // own partition directories.
-    let sql = format!(
-        "SELECT timestamp, status_code, latency_ms, error FROM events WHERE service = '{}'",
-        space.service
-    );
-    let batches = engine.sql(&sql).await?;
     let mut copies = vec![0u32; fates.len()];
     let mut v = Verification::default();
-    for batch in &batches {
+    for batch in batches {
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| anyhow::anyhow!("events has no column {name}"))
+        };
         let column_err = |name: &str| anyhow::anyhow!("events.{name} has an unexpected type");
-        let timestamps = batch
-            .column(0)
+        let timestamps = column("timestamp")?
             .as_primitive_opt::<TimestampMicrosecondType>()
             .ok_or_else(|| column_err("timestamp"))?;
-        let statuses = batch
-            .column(1)
+        let statuses = column("status_code")?
             .as_primitive_opt::<Int32Type>()
             .ok_or_else(|| column_err("status_code"))?;
-        let latencies = batch
-            .column(2)
+        let latencies = column("latency_ms")?
             .as_primitive_opt::<Float64Type>()
             .ok_or_else(|| column_err("latency_ms"))?;
-        let errors = batch
-            .column(3)
+        let errors = column("error")?
             .as_boolean_opt()
             .ok_or_else(|| column_err("error"))?;
         for row in 0..batch.num_rows() {

@@ -105,6 +105,27 @@ fn sim_then_process_then_query() {
     assert!(csv.starts_with("service,n\n"), "{csv}");
 }
 
+/// `telltale query` runs `telltale-query` from beside itself; a `telltale` installed alone
+/// says how to get it instead of failing obscurely.
+#[test]
+fn query_without_the_query_binary_says_how_to_build_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let alone = dir.path().join("telltale");
+    std::fs::copy(crate::support::BIN, &alone).unwrap();
+    let out = std::process::Command::new(&alone)
+        .args(["query", "SELECT 1"])
+        .env("PATH", dir.path())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cargo build --release -p telltale-query"),
+        "names the build command: {err}"
+    );
+}
+
 #[test]
 fn stdin_with_bad_lines_keeps_the_good_ones_and_explains_the_bad() {
     let dir = tempfile::tempdir().unwrap();

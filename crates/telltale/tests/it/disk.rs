@@ -2,7 +2,9 @@
 //! small tmpfs the test mounts (CI runs as root). A full disk refuses ingest with 503 and
 //! `Retry-After`, says why in `/metrics` and the log, keeps everything acknowledged, and
 //! resumes without a restart once space is back; a read-only or missing data dir is one
-//! clear error and a non-zero exit.
+//! clear error and a non-zero exit. The InfluxDB sink's spool on a full disk drops what
+//! it cannot write, counts it and says so, without holding up ingest, and spools again
+//! once space is back.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::support::http::{self, expect_healthy};
-use crate::support::{LISTEN, Server, query_json, telltale};
+use crate::support::{LISTEN, Server, metric, query_json, telltale, wait_for_metric};
 
 const EVENTS_PER_BATCH: usize = 20;
 
@@ -205,4 +207,89 @@ fn a_data_dir_that_cannot_be_created_is_one_clear_error_and_exit_1() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("creating data dir"), "{stderr}");
     assert!(stderr.contains("Not a directory"), "{stderr}");
+}
+
+/// Lines of `service` one a second over the last `minutes`, ending now: every 10-second
+/// window but the newest closes on arrival, so each batch gives the sink points.
+fn history(service: &str, minutes: i64, offset: u64) -> String {
+    let now = chrono::Utc::now();
+    (0..minutes * 60)
+        .map(|s| {
+            let ts = (now - chrono::Duration::seconds(minutes * 60 - s)).to_rfc3339();
+            format!(
+                "{{\"service\":\"{service}\",\"timestamp\":\"{ts}\",\"status_code\":200,\"latency_ms\":{}}}\n",
+                offset + s as u64
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_full_spool_disk_drops_counts_and_says_so_without_holding_up_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Only the spool is on the small disk: the log and the lake have room.
+    let spool = Tmpfs::mount(&data.join("spool"), "size=1m");
+    // InfluxDB is down: a port nothing listens on. A tiny memory buffer makes the sink
+    // spill to the spool at once.
+    let influx = format!("http://{}", crate::support::closed_port());
+    let config = dir.path().join("telltale.toml");
+    std::fs::write(
+        &config,
+        "[influx]\napi = \"v1\"\ndatabase = \"telltale\"\nbatch_max_bytes = 1024\nbuffer_max_bytes = 1024\nspool_max_bytes = 65536\n\
+         retry_initial_backoff = \"50ms\"\nretry_max_backoff = \"100ms\"\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        telltale()
+            .arg("process")
+            .args(LISTEN)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--config")
+            .arg(&config)
+            .env("INFLUX_URL", &influx)
+            .env("TELLTALE_LOG", "warn")
+            .stderr(Stdio::piped()),
+    );
+    let addr = server.addr;
+    expect_healthy(addr);
+    fill(&spool.path.join("filler"));
+    let r = http::request(addr, "POST", "/v1/events", &history("spool-a", 10, 0)).unwrap();
+    assert_eq!(
+        r.status,
+        Some(200),
+        "ingest does not wait for InfluxDB: {}",
+        r.raw
+    );
+    let limit = std::time::Duration::from_secs(60);
+    let dropped = wait_for_metric(addr, "telltale_influx_points_dropped_total", limit, |v| {
+        v > 0.0
+    });
+    assert_eq!(metric(addr, "telltale_influx_points_spilled_total"), 0.0);
+    // Still answering ingest while the spool is full.
+    let r = http::request(addr, "POST", "/v1/events", &history("spool-b", 2, 0)).unwrap();
+    assert_eq!(r.status, Some(200), "{}", r.raw);
+
+    // Space is back: the next points are spooled (and wait there for InfluxDB).
+    std::fs::remove_file(spool.path.join("filler")).unwrap();
+    let r = http::request(addr, "POST", "/v1/events", &history("spool-c", 10, 0)).unwrap();
+    assert_eq!(r.status, Some(200), "{}", r.raw);
+    wait_for_metric(addr, "telltale_influx_points_spilled_total", limit, |v| {
+        v > 0.0
+    });
+    assert!(metric(addr, "telltale_influx_points_dropped_total") >= dropped);
+    assert!(metric(addr, "telltale_influx_spooled_bytes") > 0.0);
+
+    let out = server.sigterm_and_wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(
+        stderr.contains("could not write them to the spool")
+            && stderr.contains("No space left on device"),
+        "the log says what was dropped and why: {stderr}"
+    );
+    // The lake has every event, whatever became of the points.
+    let rows = query_json(&data, "SELECT count(*) AS n FROM events");
+    assert_eq!(rows[0]["n"], 600 + 120 + 600);
 }

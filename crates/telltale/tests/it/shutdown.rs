@@ -210,6 +210,14 @@ fn a_second_sigterm_ends_a_stuck_shutdown_with_a_message() {
         "the first batch is acknowledged"
     );
     let _stuck = stalled_request(addr);
+    // Regression: the signal must come once the server handles the stuck request, or
+    // the shutdown has nothing to wait for and exits 0 (seen on a loaded machine).
+    crate::support::wait_for_metric(
+        addr,
+        "telltale_ingest_requests_in_flight",
+        Duration::from_secs(60),
+        |n| n == 1.0,
+    );
     server.sigterm();
     wait_draining(addr); // the shutdown has begun and waits for the stuck request
     server.sigterm();

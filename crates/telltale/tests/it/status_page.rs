@@ -1,31 +1,23 @@
 //! The status page as a person sees it: `telltale run` with an hour of backfilled history,
 //! loaded in Debian's headless Chromium, which runs the page's JavaScript against
-//! `/api/v1/slo`. The rendered DOM must show every catalogued service with a state.
+//! `/api/v1/slo`. The rendered DOM must show every catalogued service with a state, the
+//! state the API gives, and follow the API live while the page stays open.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::http::get;
+use crate::support::browser::{CHROMIUM, HEADLESS_FLAGS, Page};
+use crate::support::http::{self, get};
 use crate::support::{LISTEN, Server, repo_root, telltale};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Runs headless Chromium on `url`; `args` add `--dump-dom` or `--screenshot=…`.
 fn chromium(url: &str, profile: &Path, args: &[String]) -> std::process::Output {
     Command::new(CHROMIUM)
+        .args(HEADLESS_FLAGS)
         .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
             "--hide-scrollbars",
-            "--window-size=1500,1000",
             // Lets the page's fetch of /api/v1/slo finish before the DOM is taken.
             "--virtual-time-budget=5000",
         ])
@@ -281,5 +273,97 @@ fn a_red_and_a_green_service_render_as_the_api_says() {
     let rendered = rendered_as_the_api_says(server.addr, &format!("{}/", server.url()), dir.path());
     assert_eq!(rendered.pills["failing"], "red");
     assert_eq!(rendered.pills["steady"], "green");
+    server.sigterm_and_expect_success();
+}
+
+/// `service`'s events a minute at a time, 30 a minute, from `from` to `to` minutes before
+/// `now_us` (in µs), each answered with `status`.
+fn minutes(service: &str, now_us: i64, from: i64, to: i64, status: u16) -> String {
+    let mut out = String::new();
+    for m in (to..from).rev() {
+        for i in 0..30i64 {
+            let ts =
+                chrono::DateTime::from_timestamp_micros(now_us - m * 60_000_000 + i * 2_000_000)
+                    .unwrap()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            out.push_str(&format!(
+                "{{\"service\":\"{service}\",\"timestamp\":\"{ts}\",\"status_code\":{status},\"latency_ms\":5}}\n"
+            ));
+        }
+    }
+    out
+}
+
+/// The state `/api/v1/slo` gives `service`, and its evaluation time.
+fn api_state(addr: std::net::SocketAddr, service: &str) -> (Option<String>, String) {
+    let body = get(addr, "/api/v1/slo")
+        .and_then(|r| r.body)
+        .expect("GET /api/v1/slo answers");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let state = v["services"].as_array().and_then(|s| {
+        s.iter()
+            .find(|s| s["service"] == service)
+            .and_then(|s| s["state"].as_str().map(str::to_owned))
+    });
+    (
+        state,
+        v["evaluated_at"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// What the open page shows for `flaky`: its state pill and the evaluation time, read from
+/// the elements the page's script built.
+const FLAKY_ON_THE_PAGE: &str = r#"JSON.stringify({
+    pill: document.querySelector('#rows tr[data-service="flaky"] .pill')?.classList[1] ?? null,
+    evaluated: document.getElementById("evaluated")?.textContent ?? null,
+    loads: performance.getEntriesByType("navigation").length,
+    marker: window.__still_the_same_page ?? false,
+})"#;
+
+#[test]
+fn the_open_page_follows_a_service_from_green_to_red_without_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        telltale()
+            .arg("process")
+            .args(LISTEN)
+            .arg("--data-dir")
+            .arg(dir.path().join("lake"))
+            .stderr(Stdio::null()),
+    );
+    let addr = server.addr;
+    let now = chrono::Utc::now().timestamp_micros();
+    let post = |body: String| {
+        let r = http::request(addr, "POST", "/v1/events", &body).unwrap();
+        assert_eq!(r.status, Some(200), "{}", r.raw);
+    };
+    let limit = Duration::from_secs(120);
+    // An hour of `flaky` answering every request, ending 30 minutes ago: green.
+    post(minutes("flaky", now, 90, 30, 200));
+    let mut page = Page::open(&format!("{}/", server.url()), &dir.path().join("profile"));
+    let shown = |page: &mut Page, state: &str| {
+        let v = page.eval_until(FLAKY_ON_THE_PAGE, limit, |v| {
+            let v: serde_json::Value = serde_json::from_str(v.as_str().unwrap_or("{}")).unwrap();
+            v["pill"] == state
+                && api_state(addr, "flaky").1 == v["evaluated"].as_str().unwrap_or("")
+        });
+        serde_json::from_str::<serde_json::Value>(v.as_str().unwrap()).unwrap()
+    };
+    let green = shown(&mut page, "green");
+    assert_eq!(api_state(addr, "flaky").0.as_deref(), Some("green"));
+    page.eval("window.__still_the_same_page = true");
+
+    // Then 30 minutes of nothing but 503s, up to now: the page turns red by itself.
+    post(minutes("flaky", now, 30, 0, 503));
+    let red = shown(&mut page, "red");
+    assert_eq!(
+        api_state(addr, "flaky").0.as_deref(),
+        Some("red"),
+        "the API says red too"
+    );
+    assert_ne!(red["evaluated"], green["evaluated"], "a later evaluation");
+    assert_eq!(red["loads"], 1, "one navigation: the page was not reloaded");
+    assert_eq!(red["marker"], true, "the same page, still open");
+    drop(page);
     server.sigterm_and_expect_success();
 }

@@ -67,6 +67,24 @@ impl Default for HttpSettings {
     }
 }
 
+/// One request in `telltale_ingest_requests_in_flight`, for as long as it is held.
+struct InFlightGauge(prometheus_client::metrics::gauge::Gauge<i64, std::sync::atomic::AtomicI64>);
+
+impl InFlightGauge {
+    fn enter(
+        gauge: &prometheus_client::metrics::gauge::Gauge<i64, std::sync::atomic::AtomicI64>,
+    ) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InFlightGauge {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 #[derive(Debug, Clone)]
 struct IngestState {
     pipeline: Pipeline,
@@ -157,6 +175,7 @@ async fn ingest_batch(
         discard(body, limit).await;
         return Err(ApiError::Unavailable);
     };
+    let _counted = InFlightGauge::enter(&metrics.ingest_requests_in_flight);
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -1,8 +1,10 @@
 //! Helpers shared by the integration tests that run the real `telltale` binary: where the
 //! repository and the binary are, child processes that cannot outlive a failing test,
-//! servers on a port the system picks (`--print-address`), `telltale query`, and a small
-//! blocking HTTP/1.1 client over a plain `TcpStream`.
+//! servers on a port the system picks (`--print-address`), `telltale query`, a small
+//! blocking HTTP/1.1 client over a plain `TcpStream`, a webhook receiver, and a page in
+//! headless Chromium driven over the DevTools Protocol (`browser`).
 
+pub mod browser;
 pub mod child;
 pub mod http;
 pub mod webhook;
@@ -89,6 +91,28 @@ pub fn metric(addr: std::net::SocketAddr, series: &str) -> f64 {
         .trim()
         .parse()
         .unwrap()
+}
+
+/// Polls `series` in `/metrics` until `check` holds, for at most `limit`; its value then.
+pub fn wait_for_metric(
+    addr: std::net::SocketAddr,
+    series: &str,
+    limit: std::time::Duration,
+    check: impl Fn(f64) -> bool,
+) -> f64 {
+    let start = std::time::Instant::now();
+    loop {
+        let value = metric(addr, series);
+        if check(value) {
+            return value;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{series} is {value}, not as expected within {limit:?}"
+        );
+        // Poll interval, not a wait for an outcome: the loop re-checks the condition.
+        std::thread::park_timeout(std::time::Duration::from_millis(50));
+    }
 }
 
 /// Every file under `dir`, recursively (none when it does not exist).
