@@ -18,6 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use telltale_influx::InfluxStatsReader;
 
+use crate::outputs::SloView;
 use crate::sinks::alertmanager::NotifierStats;
 use telltale_core::RejectReason;
 
@@ -148,6 +149,8 @@ pub struct OutputStats {
     pub influx: Option<InfluxStatsReader>,
     /// Alertmanager delivery, when enabled.
     pub alertmanager: Option<Arc<NotifierStats>>,
+    /// The SLO engine's counts, when it runs.
+    pub slo: Option<Arc<SloView>>,
 }
 
 impl Collector for OutputStats {
@@ -210,6 +213,22 @@ impl Collector for OutputStats {
                 "Failed posts to Alertmanager (each retried)",
                 am.posts_failed.load(Ordering::Relaxed),
             )?;
+        }
+        if let Some(view) = &self.slo {
+            counter(
+                "slo_untracked_rows",
+                "Rollup rows of uncatalogued services past the SLO engine's cap (100): in the lake and InfluxDB, not in SLOs or on the status page",
+                view.untracked_rows.load(Ordering::Relaxed),
+            )?;
+            let g = ConstGauge::new(
+                i64::try_from(view.services.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
+            );
+            g.encode(encoder.encode_descriptor(
+                "slo_services",
+                "Services the SLO engine tracks (all catalogued ones, uncatalogued up to 100)",
+                None,
+                g.metric_type(),
+            )?)?;
         }
         if let Some(s) = &influx {
             for (name, help, value) in [

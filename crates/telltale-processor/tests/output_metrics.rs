@@ -62,6 +62,7 @@ async fn influx_and_alertmanager_counters_are_on_metrics() {
     let metrics = Metrics::new().with_outputs(OutputStats {
         influx: Some(sink.stats_reader()),
         alertmanager: Some(notifier.shared_stats()),
+        slo: Some(std::sync::Arc::default()),
     });
 
     // Every series is there from the start, at zero.
@@ -74,6 +75,8 @@ async fn influx_and_alertmanager_counters_are_on_metrics() {
         "telltale_influx_spooled_points",
         "telltale_alertmanager_posts_ok_total",
         "telltale_alertmanager_posts_failed_total",
+        "telltale_slo_untracked_rows_total",
+        "telltale_slo_services",
     ] {
         assert_eq!(value_of(&text, series), Some(0.0), "{series} in:\n{text}");
     }

@@ -90,9 +90,11 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
         None => (None, None),
     };
     // The outputs start first so that /metrics can show their counters from the start.
+    let view = Arc::new(SloView::default());
     let metrics = Metrics::new().with_outputs(OutputStats {
         influx: influx.as_ref().map(InfluxSink::stats_reader),
         alertmanager: alerts.as_ref().map(AlertDelivery::stats),
+        slo: Some(Arc::clone(&view)),
     });
     let pipeline = tokio::task::block_in_place(|| {
         Pipeline::start(settings, store.clone(), Arc::new(metrics), None)
@@ -112,7 +114,6 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
             "SLO engine primed with rollup history from the lake"
         );
     }
-    let view = Arc::new(SloView::default());
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if let Some(influx) = &influx {
         sinks.push(Box::new(InfluxOutput(influx.clone())));
@@ -120,7 +121,10 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
     if let Some(alerts) = alerts {
         sinks.push(Box::new(alerts));
     }
-    let outputs = Outputs::new(slo, sinks, Arc::clone(&view));
+    let mut outputs = Outputs::new(slo, sinks, Arc::clone(&view));
+    if let Some(newest) = history.iter().map(|r| r.window_start_us).max() {
+        outputs.evaluate_history(newest);
+    }
     // Outputs see only what arrives from now on; what the replay wrote is in the lake,
     // where the SLO engine was primed from.
     pipeline.attach_outputs(outputs)?;

@@ -45,6 +45,15 @@ impl Outputs {
         }
     }
 
+    /// After priming the SLO engine with history whose newest rollup window starts at
+    /// `newest_window_us`: one evaluation at the minute after it, so the status page,
+    /// `/api/v1/slo`, InfluxDB and Alertmanager have the last known state at once after a
+    /// restart, not only once new traffic arrives.
+    pub fn evaluate_history(&mut self, newest_window_us: i64) {
+        let minute = newest_window_us.div_euclid(MINUTE_US) * MINUTE_US;
+        self.evaluate(minute + MINUTE_US);
+    }
+
     /// Rollup rows as the writer emits them (event-time order).
     pub fn on_rollups(&mut self, rows: &[RollupRow]) {
         for row in rows {
@@ -100,6 +109,13 @@ impl Outputs {
         }
         self.view
             .set(view::build_snapshot(now_us, statuses, &self.latest));
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        self.view
+            .services
+            .store(self.slo.tracked_services() as u64, relaxed);
+        self.view
+            .untracked_rows
+            .store(self.slo.dropped_rows(), relaxed);
     }
 }
 
@@ -126,4 +142,43 @@ fn log_transition(t: &AlertTransition) {
         at = %telltale_core::event::rfc3339(t.at_us),
         "{message}"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::Relaxed;
+    use telltale_core::ServiceCatalog;
+    use telltale_core::slo::SloSettings;
+
+    /// Rows of uncatalogued services past the SLO engine's cap are counted for
+    /// `/metrics` (`telltale_slo_untracked_rows_total`), not silently lost; and a primed
+    /// history is evaluated at once.
+    #[test]
+    fn services_past_the_slo_cap_are_counted_and_history_is_evaluated() {
+        let catalog = ServiceCatalog::from_toml_str("", "services.toml").unwrap();
+        let settings = SloSettings {
+            max_unknown_services: 2,
+            ..SloSettings::default()
+        };
+        let mut slo = SloEngine::new(&catalog, settings).unwrap();
+        let t0 = 1_735_689_600_000_000;
+        for (i, service) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            slo.observe(&RollupRow::counts_only(
+                service,
+                "t",
+                t0 + i as i64 * MINUTE_US,
+                60,
+                [10, 0, 0],
+            ));
+        }
+        let view = Arc::new(SloView::default());
+        let mut outputs = Outputs::new(slo, Vec::new(), Arc::clone(&view));
+        assert!(view.snapshot().evaluated_at.is_none());
+        outputs.evaluate_history(t0 + 3 * MINUTE_US);
+        assert!(view.snapshot().evaluated_at.is_some(), "evaluated at once");
+        assert_eq!(view.services.load(Relaxed), 2);
+        assert_eq!(view.untracked_rows.load(Relaxed), 2, "c and d");
+        assert_eq!(view.snapshot().services.len(), 2);
+    }
 }

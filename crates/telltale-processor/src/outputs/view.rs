@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
+use std::sync::atomic::AtomicU64;
 
 use serde::Serialize;
 use telltale_core::RollupRow;
@@ -53,18 +54,26 @@ pub struct SloSnapshot {
     pub services: Vec<ServiceView>,
 }
 
-/// The last snapshot, shared with the HTTP handlers.
+/// The last snapshot, shared with the HTTP handlers, and the SLO engine's counts for
+/// `/metrics`.
 #[derive(Debug, Default)]
-pub struct SloView(RwLock<SloSnapshot>);
+pub struct SloView {
+    snapshot: RwLock<SloSnapshot>,
+    /// Services the SLO engine tracks (catalogued, and uncatalogued up to its cap).
+    pub services: AtomicU64,
+    /// Rollup rows of uncatalogued services past the SLO engine's cap: in the lake and
+    /// InfluxDB, not in SLOs or on the status page.
+    pub untracked_rows: AtomicU64,
+}
 
 impl SloView {
     /// A copy of the current snapshot.
     pub fn snapshot(&self) -> SloSnapshot {
-        self.0.read().map(|s| s.clone()).unwrap_or_default()
+        self.snapshot.read().map(|s| s.clone()).unwrap_or_default()
     }
 
     pub(super) fn set(&self, s: SloSnapshot) {
-        if let Ok(mut g) = self.0.write() {
+        if let Ok(mut g) = self.snapshot.write() {
             *g = s;
         }
     }

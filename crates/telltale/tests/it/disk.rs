@@ -47,6 +47,26 @@ impl Drop for Tmpfs {
     }
 }
 
+/// `telltale process --listen` over `data` with `toml` as its config file (written in
+/// `dir`) and `env`, warnings on a piped stderr.
+fn processor(data: &Path, dir: &Path, toml: &str, env: &[(&str, &str)]) -> Server {
+    let config = dir.join("telltale.toml");
+    std::fs::write(&config, toml).unwrap();
+    let mut cmd = telltale();
+    cmd.arg("process")
+        .args(LISTEN)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--config")
+        .arg(&config)
+        .env("TELLTALE_LOG", "warn")
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Server::start(&mut cmd)
+}
+
 fn batch(n: usize) -> String {
     let now = chrono::Utc::now().to_rfc3339();
     (0..EVENTS_PER_BATCH)
@@ -73,19 +93,7 @@ fn a_full_disk_refuses_with_503_keeps_what_was_acked_and_resumes_when_space_retu
     let dir = tempfile::tempdir().unwrap();
     let disk = Tmpfs::mount(&dir.path().join("disk"), "size=24m");
     let data = disk.path.join("data");
-    let config = dir.path().join("telltale.toml");
-    std::fs::write(&config, "[wal]\nsync = \"always\"\n").unwrap();
-    let server = Server::start(
-        telltale()
-            .arg("process")
-            .args(LISTEN)
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--config")
-            .arg(&config)
-            .env("TELLTALE_LOG", "warn")
-            .stderr(Stdio::piped()),
-    );
+    let server = processor(&data, dir.path(), "[wal]\nsync = \"always\"\n", &[]);
     let addr = server.addr;
     expect_healthy(addr);
     let mut acked = Vec::new();
@@ -233,24 +241,13 @@ fn a_full_spool_disk_drops_counts_and_says_so_without_holding_up_ingest() {
     // InfluxDB is down: a port nothing listens on. A tiny memory buffer makes the sink
     // spill to the spool at once.
     let influx = format!("http://{}", crate::support::closed_port());
-    let config = dir.path().join("telltale.toml");
-    std::fs::write(
-        &config,
-        "[influx]\napi = \"v1\"\ndatabase = \"telltale\"\nbatch_max_bytes = 1024\nbuffer_max_bytes = 1024\nspool_max_bytes = 65536\n\
-         retry_initial_backoff = \"50ms\"\nretry_max_backoff = \"100ms\"\n",
-    )
-    .unwrap();
-    let server = Server::start(
-        telltale()
-            .arg("process")
-            .args(LISTEN)
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--config")
-            .arg(&config)
-            .env("INFLUX_URL", &influx)
-            .env("TELLTALE_LOG", "warn")
-            .stderr(Stdio::piped()),
+    let server = processor(
+        &data,
+        dir.path(),
+        "[influx]\napi = \"v1\"\ndatabase = \"telltale\"\nbatch_max_bytes = 1024\n\
+         buffer_max_bytes = 1024\nspool_max_bytes = 65536\nretry_initial_backoff = \"50ms\"\n\
+         retry_max_backoff = \"100ms\"\n",
+        &[("INFLUX_URL", &influx)],
     );
     let addr = server.addr;
     expect_healthy(addr);

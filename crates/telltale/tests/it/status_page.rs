@@ -282,10 +282,11 @@ fn minutes(service: &str, now_us: i64, from: i64, to: i64, status: u16) -> Strin
     let mut out = String::new();
     for m in (to..from).rev() {
         for i in 0..30i64 {
-            let ts =
-                chrono::DateTime::from_timestamp_micros(now_us - m * 60_000_000 + i * 2_000_000)
-                    .unwrap()
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let ts = chrono::DateTime::from_timestamp_micros(
+                now_us - (m + 1) * 60_000_000 + i * 2_000_000,
+            )
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             out.push_str(&format!(
                 "{{\"service\":\"{service}\",\"timestamp\":\"{ts}\",\"status_code\":{status},\"latency_ms\":5}}\n"
             ));
@@ -365,5 +366,58 @@ fn the_open_page_follows_a_service_from_green_to_red_without_a_reload() {
     assert_eq!(red["loads"], 1, "one navigation: the page was not reloaded");
     assert_eq!(red["marker"], true, "the same page, still open");
     drop(page);
+    server.sigterm_and_expect_success();
+}
+
+/// Regression: a processor restarted on a lake showed no service at all (`services: []`,
+/// `evaluated_at: null`) until new traffic came, although the SLO engine was primed from
+/// the lake's rollups. The primed history is evaluated at once.
+#[test]
+fn regression_a_restarted_processor_shows_the_last_known_state_before_new_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, lake) = (dir.path().join("events.ndjson"), dir.path().join("lake"));
+    let now = chrono::Utc::now().timestamp_micros();
+    // Minute by minute (rollups follow event time): `failing` answers 503 for the last 30.
+    let mut lines = String::new();
+    for m in (0..90).rev() {
+        lines.push_str(&minutes("steady", now, m + 1, m, 200));
+        lines.push_str(&minutes(
+            "failing",
+            now,
+            m + 1,
+            m,
+            if m < 30 { 503 } else { 200 },
+        ));
+    }
+    std::fs::write(&input, lines).unwrap();
+    let out = telltale()
+        .args(["process", "--input"])
+        .arg(&input)
+        .arg("--data-dir")
+        .arg(&lake)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", crate::support::describe(&out));
+
+    // Restarted on the same lake, with nothing new to read.
+    let server = Server::start(
+        telltale()
+            .arg("process")
+            .args(LISTEN)
+            .arg("--data-dir")
+            .arg(&lake)
+            .stderr(Stdio::null()),
+    );
+    // Listening means started: the primed evaluation is already in place.
+    assert_eq!(api_state(server.addr, "failing").0.as_deref(), Some("red"));
+    assert_eq!(api_state(server.addr, "steady").0.as_deref(), Some("green"));
+    let (_, evaluated) = api_state(server.addr, "steady");
+    let at = chrono::DateTime::parse_from_rfc3339(&evaluated).expect("an evaluation time");
+    let age = chrono::Utc::now().timestamp_micros() - at.timestamp_micros();
+    assert!(
+        // The minute after the newest rollup window, which may be the current minute.
+        (-60_000_000..5 * 60_000_000).contains(&age),
+        "evaluated at the end of the history, not at some other time: {evaluated}"
+    );
     server.sigterm_and_expect_success();
 }
