@@ -478,14 +478,19 @@ mod tests {
             )
             .await
             .unwrap();
+        insta::assert_snapshot!(in_every_format(&batches));
+    }
+
+    /// `batches` printed in each output format, one after the other.
+    fn in_every_format(batches: &[RecordBatch]) -> String {
         let mut text = String::new();
         for format in [OutputFormat::Table, OutputFormat::Csv, OutputFormat::Json] {
             text.push_str(&format!(
                 "== {format:?}\n{}",
-                format_batches(&batches, format).unwrap()
+                format_batches(batches, format).unwrap()
             ));
         }
-        insta::assert_snapshot!(text);
+        text
     }
 
     #[tokio::test]
@@ -497,14 +502,7 @@ mod tests {
             .sql("SELECT target, route_hash, hops FROM probes")
             .await
             .unwrap();
-        let mut text = String::new();
-        for format in [OutputFormat::Table, OutputFormat::Csv, OutputFormat::Json] {
-            text.push_str(&format!(
-                "== {format:?}\n{}",
-                format_batches(&batches, format).unwrap()
-            ));
-        }
-        insta::assert_snapshot!(text);
+        insta::assert_snapshot!(in_every_format(&batches));
     }
 
     #[tokio::test]

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::support::http::{self, expect_healthy};
-use crate::support::{LISTEN, Server, metric, query_json, telltale, wait_for_metric};
+use crate::support::{
+    LISTEN, Server, metric, process_command, query_json, telltale, wait_for_metric,
+};
 
 const EVENTS_PER_BATCH: usize = 20;
 
@@ -52,12 +54,8 @@ impl Drop for Tmpfs {
 fn processor(data: &Path, dir: &Path, toml: &str, env: &[(&str, &str)]) -> Server {
     let config = dir.join("telltale.toml");
     std::fs::write(&config, toml).unwrap();
-    let mut cmd = telltale();
-    cmd.arg("process")
-        .args(LISTEN)
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--config")
+    let mut cmd = process_command(data);
+    cmd.arg("--config")
         .arg(&config)
         .env("TELLTALE_LOG", "warn")
         .stderr(Stdio::piped());

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::support::http::{self, expect_healthy};
-use crate::support::{LISTEN, Server, query_json, telltale};
+use crate::support::{Server, process_command, query_json};
 
 const CLIENTS: usize = 8;
 const EVENTS_PER_BATCH: usize = 20;
@@ -21,11 +21,7 @@ fn processor(data: &Path, config_text: &str) -> Server {
     let config = data.with_extension("toml");
     std::fs::write(&config, config_text).unwrap();
     Server::start(
-        telltale()
-            .arg("process")
-            .args(LISTEN)
-            .arg("--data-dir")
-            .arg(data)
+        process_command(data)
             .arg("--config")
             .arg(&config)
             .stderr(Stdio::piped()),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::browser::{CHROMIUM, HEADLESS_FLAGS, Page};
 use crate::support::http::{self, get};
-use crate::support::{LISTEN, Server, repo_root, telltale};
+use crate::support::{LISTEN, Server, process_command, repo_root, telltale};
 
 /// Runs headless Chromium on `url`; `args` add `--dump-dom` or `--screenshot=…`.
 fn chromium(url: &str, profile: &Path, args: &[String]) -> std::process::Output {
@@ -324,14 +324,7 @@ const FLAKY_ON_THE_PAGE: &str = r#"JSON.stringify({
 #[test]
 fn the_open_page_follows_a_service_from_green_to_red_without_a_reload() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        telltale()
-            .arg("process")
-            .args(LISTEN)
-            .arg("--data-dir")
-            .arg(dir.path().join("lake"))
-            .stderr(Stdio::null()),
-    );
+    let server = Server::start(process_command(&dir.path().join("lake")).stderr(Stdio::null()));
     let addr = server.addr;
     let now = chrono::Utc::now().timestamp_micros();
     let post = |body: String| {
@@ -400,14 +393,7 @@ fn regression_a_restarted_processor_shows_the_last_known_state_before_new_traffi
     assert!(out.status.success(), "{}", crate::support::describe(&out));
 
     // Restarted on the same lake, with nothing new to read.
-    let server = Server::start(
-        telltale()
-            .arg("process")
-            .args(LISTEN)
-            .arg("--data-dir")
-            .arg(&lake)
-            .stderr(Stdio::null()),
-    );
+    let server = Server::start(process_command(&lake).stderr(Stdio::null()));
     // Listening means started: the primed evaluation is already in place.
     assert_eq!(api_state(server.addr, "failing").0.as_deref(), Some("red"));
     assert_eq!(api_state(server.addr, "steady").0.as_deref(), Some("green"));

@@ -5,19 +5,12 @@
 use std::net::SocketAddr;
 
 use crate::support::http::{self, expect_healthy};
-use crate::support::{LISTEN, Server, query_json, telltale};
+use crate::support::{Server, process_command, query_json};
 
 const MINUTE_US: i64 = 60_000_000;
 
 fn processor(data: &std::path::Path) -> Server {
-    Server::start(
-        telltale()
-            .arg("process")
-            .args(LISTEN)
-            .arg("--data-dir")
-            .arg(data)
-            .stderr(std::process::Stdio::inherit()),
-    )
+    Server::start(process_command(data).stderr(std::process::Stdio::inherit()))
 }
 
 /// `n` events of `service`, one a second from `start_us`.

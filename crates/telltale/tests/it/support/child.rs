@@ -200,14 +200,18 @@ impl Server {
     }
 }
 
+/// `telltale process` over `data` on a port it picks (`--print-address`); the caller adds
+/// `--config`, environment and stdio, then [`Server::start`]s it.
+pub fn process_command(data: &Path) -> Command {
+    let mut c = super::telltale();
+    c.arg("process").args(LISTEN).arg("--data-dir").arg(data);
+    c
+}
+
 /// `telltale process` over `data` with the config file `config`, on a port it picks.
 pub fn start_processor(data: &Path, config: &Path) -> Server {
     Server::start(
-        super::telltale()
-            .arg("process")
-            .args(LISTEN)
-            .arg("--data-dir")
-            .arg(data)
+        process_command(data)
             .arg("--config")
             .arg(config)
             .stderr(Stdio::inherit()),

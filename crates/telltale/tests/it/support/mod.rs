@@ -12,7 +12,9 @@ pub mod webhook;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub use child::{CONTROL_LISTEN, ChildGuard, LISTEN, Server, closed_port, start_processor};
+pub use child::{
+    CONTROL_LISTEN, ChildGuard, LISTEN, Server, closed_port, process_command, start_processor,
+};
 
 /// The `telltale` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_telltale");
