@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 # Debian packages the integration tests start as real servers: influxdb (influxd 1.x) and
 # victoria-metrics for the InfluxDB sink. This list grows with the Alertmanager and
 # browser tests; docker-compose (v1) validates docker-compose.yml (crates/telltale/tests/it/compose.rs);
-# strace reads the processor's fsync-before-ack order (crates/telltale/tests/it/fsync.rs).
-APT_PACKAGES=(influxdb victoria-metrics prometheus-alertmanager docker-compose chromium strace)
+# strace reads the processor's fsync-before-ack order (crates/telltale/tests/it/fsync.rs);
+# iproute2 and nftables build the routed test network `telltale probe` is tested on
+# (crates/telltale/tests/it/probe.rs, network namespaces, as root).
+APT_PACKAGES=(influxdb victoria-metrics prometheus-alertmanager docker-compose chromium strace iproute2 nftables)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

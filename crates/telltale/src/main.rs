@@ -8,6 +8,7 @@ mod check;
 mod config_load;
 mod listen;
 mod loadtest;
+mod probe;
 mod process;
 mod query;
 mod run;
@@ -54,6 +55,8 @@ enum Command {
     Run(run::RunArgs),
     /// The simulator alone: JSON lines to stdout, a file or a processor's HTTP ingest.
     Sim(sim::SimArgs),
+    /// Real probes of the network path to each target (needs CAP_NET_RAW): probe lines.
+    Probe(probe::ProbeArgs),
     /// The processor alone: HTTP ingest and/or a file or stdin, into the lake.
     Process(process::ProcessArgs),
     /// SQL over the lake (tables `events`, `rollups`, `probes`): runs `telltale-query`.
@@ -95,6 +98,7 @@ fn main() -> std::process::ExitCode {
         Command::Query(args) => query::run_query(args),
         Command::Compact(args) => query::run_compact(args),
         Command::Sim(args) => sim::run(args),
+        Command::Probe(args) => probe::run(args),
         Command::Process(args) => process::run(args),
         Command::Run(args) => run::run(args),
         Command::Loadtest(args) => loadtest::run(args),

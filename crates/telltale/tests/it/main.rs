@@ -18,6 +18,7 @@ mod fsync;
 mod grafana_queries;
 mod loadtest;
 mod overload;
+mod probe;
 mod shutdown;
 mod spike;
 mod status_page;

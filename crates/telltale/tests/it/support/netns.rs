@@ -1,0 +1,136 @@
+//! A routed test network built from Linux network namespaces and veth pairs (CI runs as
+//! root): `client → r1 → r2 → server`, forwarding on, ICMP rate limits off. Removed when
+//! dropped.
+
+use std::process::Command;
+
+/// The four hosts of one test's network, on `10.<net>.1-3.0/24`.
+pub struct Path3 {
+    prefix: String,
+    net: u8,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (iproute2) runs");
+    assert!(
+        out.status.success(),
+        "ip {}: {} (these tests need root, as CI has)",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn in_ns(ns: &str, args: &[&str]) {
+    let mut all = vec!["netns", "exec", ns];
+    all.extend_from_slice(args);
+    ip(&all);
+}
+
+impl Path3 {
+    /// Builds the network; `name` keeps namespaces apart between tests, `net` the
+    /// addresses.
+    pub fn build(name: &str, net: u8) -> Self {
+        let prefix = format!("tt{}{name}", std::process::id() % 10_000);
+        let me = Self { prefix, net };
+        for host in ["c", "r1", "r2", "s"] {
+            let ns = me.ns(host);
+            let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+            ip(&["netns", "add", &ns]);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        }
+        let link = |a: &str, a_if: &str, b: &str, b_if: &str| {
+            ip(&[
+                "link",
+                "add",
+                a_if,
+                "netns",
+                &me.ns(a),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                b_if,
+                "netns",
+                &me.ns(b),
+            ]);
+        };
+        link("c", "c0", "r1", "r1a");
+        link("r1", "r1b", "r2", "r2a");
+        link("r2", "r2b", "s", "s0");
+        let addr = |host: &str, dev: &str, a: &str| {
+            let ns = me.ns(host);
+            ip(&["-n", &ns, "addr", "add", &format!("{a}/24"), "dev", dev]);
+            ip(&["-n", &ns, "link", "set", dev, "up"]);
+        };
+        addr("c", "c0", &me.addr(1, 2));
+        addr("r1", "r1a", &me.addr(1, 1));
+        addr("r1", "r1b", &me.addr(2, 1));
+        addr("r2", "r2a", &me.addr(2, 2));
+        addr("r2", "r2b", &me.addr(3, 1));
+        addr("s", "s0", &me.addr(3, 2));
+        let route = |host: &str, to: &str, via: String| {
+            ip(&["-n", &me.ns(host), "route", "add", to, "via", &via]);
+        };
+        route("c", "default", me.addr(1, 1));
+        route("r1", "default", me.addr(2, 2));
+        route("r2", &format!("10.{}.1.0/24", me.net), me.addr(2, 1));
+        route("s", "default", me.addr(3, 1));
+        for host in ["r1", "r2", "s"] {
+            in_ns(
+                &me.ns(host),
+                &[
+                    "sysctl",
+                    "-qw",
+                    "net.ipv4.ip_forward=1",
+                    "net.ipv4.icmp_ratelimit=0",
+                ],
+            );
+        }
+        me
+    }
+
+    /// The namespace of `host` (`c`, `r1`, `r2`, `s`).
+    pub fn ns(&self, host: &str) -> String {
+        format!("{}{host}", self.prefix)
+    }
+
+    /// `10.<net>.<subnet>.<host>`.
+    pub fn addr(&self, subnet: u8, host: u8) -> String {
+        format!("10.{}.{subnet}.{host}", self.net)
+    }
+
+    /// Drops `percent` of the packets arriving at r1 from the client (nftables).
+    pub fn drop_at_r1(&self, percent: u8) {
+        let ns = self.ns("r1");
+        in_ns(&ns, &["nft", "add", "table", "inet", "loss"]);
+        in_ns(
+            &ns,
+            &[
+                "nft",
+                "add chain inet loss pre { type filter hook prerouting priority 0; }",
+            ],
+        );
+        in_ns(
+            &ns,
+            &[
+                "nft",
+                &format!(
+                    "add rule inet loss pre iifname \"r1a\" numgen random mod 100 < {percent} drop"
+                ),
+            ],
+        );
+    }
+}
+
+impl Drop for Path3 {
+    fn drop(&mut self) {
+        for host in ["c", "r1", "r2", "s"] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(host)])
+                .output();
+        }
+    }
+}
