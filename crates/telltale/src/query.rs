@@ -20,16 +20,6 @@ pub enum Format {
     Json,
 }
 
-impl Format {
-    fn as_arg(self) -> &'static str {
-        match self {
-            Format::Table => "table",
-            Format::Csv => "csv",
-            Format::Json => "json",
-        }
-    }
-}
-
 #[derive(Debug, clap::Args)]
 pub struct QueryArgs {
     /// SQL over the tables `events`, `rollups` and `probes`, e.g.
@@ -43,15 +33,13 @@ pub struct QueryArgs {
     pub format: Format,
 }
 
-/// Where `telltale-query` is: beside this executable (as `cargo build` and the image put
-/// it), else on `PATH`.
-fn query_binary() -> Option<PathBuf> {
+/// Where `telltale-query` is: in `here` (this executable's directory, where `cargo build`
+/// and the image put it), else on `PATH`.
+fn query_binary(here: &Path) -> Option<PathBuf> {
     let name = format!("{QUERY_BIN}{}", std::env::consts::EXE_SUFFIX);
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join(&name)));
-    if let Some(path) = beside.filter(|p| p.is_file()) {
-        return Some(path);
+    let beside = here.join(&name);
+    if beside.is_file() {
+        return Some(beside);
     }
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -62,11 +50,11 @@ fn query_binary() -> Option<PathBuf> {
 
 /// Runs `telltale-query`; its exit status becomes this process's.
 pub fn run_query(args: QueryArgs) -> anyhow::Result<()> {
-    let Some(bin) = query_binary() else {
-        let here = std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().map(Path::to_path_buf))
-            .unwrap_or_default();
+    let here = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    let Some(bin) = query_binary(&here) else {
         anyhow::bail!(
             "telltale query runs the {QUERY_BIN} binary (DataFusion), which is neither in {} \
              nor on PATH; build it once with `cargo build --release -p {QUERY_BIN}` \
@@ -78,7 +66,13 @@ pub fn run_query(args: QueryArgs) -> anyhow::Result<()> {
     let status = Command::new(&bin)
         .arg("--data-dir")
         .arg(&args.data_dir)
-        .args(["--format", args.format.as_arg()])
+        .arg("--format")
+        .arg(
+            args.format
+                .to_possible_value()
+                .expect("every format has a name")
+                .get_name(),
+        )
         .arg("--")
         .arg(&args.sql)
         .status()
