@@ -171,15 +171,20 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
                 .listen
                 .clone()
                 .unwrap_or_else(|| loaded.pipeline.server.listen.clone());
-            runtime.block_on(serve(
-                &loaded,
-                &running,
-                &listen,
-                args.input.clone(),
-                None,
-                args.print_address,
-                shutdown_signal(),
-            ))
+            // In the runtime: `shutdown_signal` installs its handlers when called.
+            runtime.block_on(async {
+                let shutdown = shutdown_signal();
+                serve(
+                    &loaded,
+                    &running,
+                    &listen,
+                    args.input.clone(),
+                    None,
+                    args.print_address,
+                    shutdown,
+                )
+                .await
+            })
         }
     };
     let timeout = loaded.pipeline.server.shutdown_timeout;
@@ -392,24 +397,33 @@ fn force_exit_after(timeout: Duration) {
     });
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: a server prints its address before it awaits the
+/// signal, and a SIGTERM in between used to kill it with the default action (exit by
+/// signal, nothing flushed). Call it inside the runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                // No handler could be installed: Ctrl-C the portable way, at least.
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

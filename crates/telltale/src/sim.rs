@@ -134,8 +134,13 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Installed now, before anything is printed (see `shutdown_signal`).
+    let signal = {
+        let _in_runtime = runtime.enter();
+        crate::process::shutdown_signal()
+    };
     runtime.spawn(async move {
-        crate::process::shutdown_signal().await;
+        signal.await;
         let _ = stop_tx.send(true);
     });
     let output = || parse_output(&args.output, args.token.clone(), args.gzip);

@@ -249,3 +249,22 @@ fn a_shutdown_past_its_timeout_exits_1_with_a_message() {
         "{stderr}"
     );
 }
+
+/// Regression: the SIGTERM handler was installed only once the server awaited it, after
+/// printing its address, so a SIGTERM right after the address killed the process by the
+/// signal's default action (seen as "exit after SIGTERM: signal 15" on a loaded machine).
+/// Now a SIGTERM as soon as the address is read is always a clean shutdown.
+#[test]
+fn regression_sigterm_right_after_the_address_is_a_clean_shutdown() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let server = processor(&dir.path().join("data"), "");
+        let out = server.sigterm_and_wait();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
