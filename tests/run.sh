@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 # browser tests; docker-compose (v1) validates docker-compose.yml (crates/telltale/tests/it/compose.rs);
 # strace reads the processor's fsync-before-ack order (crates/telltale/tests/it/fsync.rs);
 # iproute2 and nftables build the routed test network `telltale probe` is tested on
-# (crates/telltale/tests/it/probe.rs, network namespaces, as root).
-APT_PACKAGES=(influxdb victoria-metrics prometheus-alertmanager docker-compose chromium strace iproute2 nftables)
+# (crates/telltale/tests/it/probe.rs, network namespaces, as root); libcap2-bin gives the
+# probe test binary `setcap cap_net_raw+p`, as the container image does.
+APT_PACKAGES=(influxdb victoria-metrics prometheus-alertmanager docker-compose chromium strace iproute2 nftables libcap2-bin)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

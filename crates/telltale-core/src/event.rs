@@ -53,31 +53,118 @@ pub struct FlaggedEvent {
 }
 
 /// One hop of a network path as a probe saw it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// Only `ttl` is required in a line; the measurements a real tracer makes (`telltale
+/// probe`) are all there, a simulator or another tool may send fewer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ProbeHop {
     /// Time-to-live at which this hop answered (1-based).
     pub ttl: u8,
-    /// Address that answered, `None` when nothing did.
+    /// Address that answered (the one that answered most often), `None` when nothing did.
     pub addr: Option<String>,
-    /// Round-trip time to this hop, `None` when nothing answered.
+    /// Every address that answered at this TTL, most often first: more than one on an
+    /// ECMP (load-balanced) path.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addrs: Vec<String>,
+    /// Reverse-DNS name of `addr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Packets sent to this TTL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent: Option<u32>,
+    /// Answers received from this TTL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received: Option<u32>,
+    /// Mean round-trip time to this hop, `None` when nothing answered.
     pub rtt_ms: Option<f64>,
+    /// Round-trip time of the last answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_ms: Option<f64>,
+    /// Lowest round-trip time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_ms: Option<f64>,
+    /// Highest round-trip time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worst_ms: Option<f64>,
+    /// Mean difference between consecutive round-trip times (jitter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<f64>,
     /// Share of probes to this hop that were lost, in percent.
     pub loss_pct: f64,
+    /// What kind of address `addr` is: `public`, `private`, `loopback`, `link_local`,
+    /// `shared` (carrier-grade NAT), `documentation`, `multicast` or `unspecified`.
+    /// Only `public` addresses are geolocated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Autonomous system number of `addr`, from an ASN database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    /// Organisation of that autonomous system.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_org: Option<String>,
+    /// City of `addr`, from a City database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    /// Country of `addr` (ISO 3166-1 alpha-2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Latitude of `addr`, degrees.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    /// Longitude of `addr`, degrees.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
 }
 
 /// One network-probe measurement of the path to a target.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// Required in a line: `target`, `timestamp`, `loss_pct`, `hop_count`; everything else is
+/// what a real tracer adds (`telltale probe`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ProbeEvent {
     /// The probed target (an FQDN or address).
     pub target: String,
     /// When it was measured, microseconds since the epoch, UTC.
     pub timestamp_us: i64,
-    /// End-to-end round-trip time, `None` when every probe was lost.
+    /// The vantage point that measured it (`--agent`, default the host name).
+    pub agent: Option<String>,
+    /// How the path was traced: `icmp`, `udp` or `tcp`.
+    pub protocol: Option<String>,
+    /// The address the target resolved to (the address itself for an address).
+    pub resolved_addr: Option<String>,
+    /// The address it resolved to in the agent's previous probe, only when that differs
+    /// from `resolved_addr` (a DNS change).
+    pub previous_resolved_addr: Option<String>,
+    /// How long resolving the target took, milliseconds.
+    pub dns_ms: Option<f64>,
+    /// Why the target did not resolve; then nothing was traced (`loss_pct` 100,
+    /// `hop_count` 0).
+    pub dns_error: Option<String>,
+    /// End-to-end mean round-trip time, `None` when every probe was lost.
     pub rtt_ms: Option<f64>,
     /// End-to-end loss in percent.
     pub loss_pct: f64,
     /// Number of hops to the target.
     pub hop_count: u8,
+    /// Echoes sent to the destination.
+    pub sent: Option<u32>,
+    /// Echoes the destination answered.
+    pub received: Option<u32>,
+    /// Lowest destination round-trip time.
+    pub rtt_min_ms: Option<f64>,
+    /// Highest destination round-trip time.
+    pub rtt_max_ms: Option<f64>,
+    /// Median destination round-trip time.
+    pub rtt_median_ms: Option<f64>,
+    /// 95th percentile of the destination round-trip times.
+    pub rtt_p95_ms: Option<f64>,
+    /// Standard deviation of the destination round-trip times.
+    pub rtt_stddev_ms: Option<f64>,
+    /// Mean difference between consecutive destination round-trip times.
+    pub jitter_ms: Option<f64>,
+    /// The agent's previous route hash to this target, only when the route changed
+    /// (a route-change event).
+    pub previous_route_hash: Option<String>,
     /// The hops in TTL order.
     pub hops: Vec<ProbeHop>,
 }
@@ -85,16 +172,34 @@ pub struct ProbeEvent {
 impl ProbeEvent {
     /// A stable hash of the hop addresses in TTL order, so route changes show as a change
     /// of this value (as Grafana Synthetic Monitoring's `probe_traceroute_route_hash`).
-    /// FNV-1a: stable across builds and platforms, unlike `std`'s hasher.
+    /// A hop that answered from several addresses (ECMP) counts as the sorted set of
+    /// them, so which one answered most in this probe does not matter. FNV-1a: stable
+    /// across builds and platforms, unlike `std`'s hasher.
     pub fn route_hash(&self) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for hop in &self.hops {
-            for b in hop.addr.as_deref().unwrap_or("*").bytes().chain([b'|']) {
-                h ^= u64::from(b);
+        let mut eat = |bytes: &[u8]| {
+            for b in bytes {
+                h ^= u64::from(*b);
                 h = h.wrapping_mul(0x0000_0100_0000_01b3);
             }
+        };
+        for hop in &self.hops {
+            if hop.addrs.len() > 1 {
+                let mut addrs: Vec<&str> = hop.addrs.iter().map(String::as_str).collect();
+                addrs.sort_unstable();
+                eat(addrs.join(",").as_bytes());
+            } else {
+                eat(hop.addr.as_deref().unwrap_or("*").as_bytes());
+            }
+            eat(b"|");
         }
         h
+    }
+
+    /// [`Self::route_hash`] as text: 16 lowercase hex digits (the lake's `route_hash`
+    /// column, InfluxDB's `route_hash` field, a line's `previous_route_hash`).
+    pub fn route_hash_hex(&self) -> String {
+        format!("{:016x}", self.route_hash())
     }
 }
 
@@ -150,20 +255,42 @@ mod tests {
             ttl: 1,
             addr: Some(a.into()),
             rtt_ms: Some(1.0),
-            loss_pct: 0.0,
+            ..ProbeHop::default()
         };
         let mut p = ProbeEvent {
             target: "t".into(),
-            timestamp_us: 0,
-            rtt_ms: None,
-            loss_pct: 0.0,
             hop_count: 2,
             hops: vec![hop("192.0.2.1"), hop("192.0.2.2")],
+            ..ProbeEvent::default()
         };
         let h1 = p.route_hash();
         p.hops[1].addr = Some("192.0.2.3".into());
         assert_ne!(h1, p.route_hash());
         p.hops[1].addr = Some("192.0.2.2".into());
         assert_eq!(h1, p.route_hash());
+    }
+
+    /// An ECMP hop is the set of its addresses: which one answered most does not change
+    /// the route, a new address in the set does.
+    #[test]
+    fn route_hash_of_an_ecmp_hop_is_its_address_set() {
+        let ecmp = |addr: &str, addrs: &[&str]| ProbeEvent {
+            hops: vec![ProbeHop {
+                ttl: 1,
+                addr: Some(addr.into()),
+                addrs: addrs.iter().map(|a| (*a).to_owned()).collect(),
+                ..ProbeHop::default()
+            }],
+            ..ProbeEvent::default()
+        };
+        let a = ecmp("192.0.2.1", &["192.0.2.1", "192.0.2.2"]);
+        let b = ecmp("192.0.2.2", &["192.0.2.2", "192.0.2.1"]);
+        assert_eq!(a.route_hash(), b.route_hash());
+        let c = ecmp("192.0.2.1", &["192.0.2.1", "192.0.2.3"]);
+        assert_ne!(a.route_hash(), c.route_hash());
+        // One address in `addrs` is the same route as that address alone.
+        let single = ecmp("192.0.2.1", &["192.0.2.1"]);
+        assert_eq!(single.route_hash(), ecmp("192.0.2.1", &[]).route_hash());
+        assert_eq!(a.route_hash_hex().len(), 16);
     }
 }

@@ -567,10 +567,7 @@ impl Ctx<'_> {
     fn probe(&self, obj: Map<String, Value>) -> Result<Record, Rejection> {
         let target = self.name(&obj, "target", 253)?;
         let timestamp_us = self.timestamp(&obj)?;
-        let rtt_ms = match obj.get("rtt_ms") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(self.number(v, "rtt_ms", 0.0, self.limits.max_latency_ms)?),
-        };
+        let ms = |field| self.optional_ms(&obj, field);
         let loss_pct = self.number(self.required(&obj, "loss_pct")?, "loss_pct", 0.0, 100.0)?;
         let hop_count = self.integer(self.required(&obj, "hop_count")?, "hop_count", 0, 255)? as u8;
         let hops = match obj.get("hops") {
@@ -585,13 +582,54 @@ impl Ctx<'_> {
             Some(other) => return Err(self.wrong_type("hops", "an array of hops", other)),
         };
         Ok(Record::Probe(ProbeEvent {
-            target,
-            timestamp_us,
-            rtt_ms,
+            agent: self.optional_string(&obj, "agent")?,
+            protocol: self.optional_string(&obj, "protocol")?,
+            resolved_addr: self.optional_string(&obj, "resolved_addr")?,
+            previous_resolved_addr: self.optional_string(&obj, "previous_resolved_addr")?,
+            dns_ms: ms("dns_ms")?,
+            dns_error: self.optional_string(&obj, "dns_error")?,
+            rtt_ms: ms("rtt_ms")?,
             loss_pct,
             hop_count,
+            sent: self.optional_count(&obj, "sent")?,
+            received: self.optional_count(&obj, "received")?,
+            rtt_min_ms: ms("rtt_min_ms")?,
+            rtt_max_ms: ms("rtt_max_ms")?,
+            rtt_median_ms: ms("rtt_median_ms")?,
+            rtt_p95_ms: ms("rtt_p95_ms")?,
+            rtt_stddev_ms: ms("rtt_stddev_ms")?,
+            jitter_ms: ms("jitter_ms")?,
+            previous_route_hash: self.optional_string(&obj, "previous_route_hash")?,
             hops,
+            target,
+            timestamp_us,
         }))
+    }
+
+    /// An optional duration in milliseconds (0 up to the latency limit).
+    fn optional_ms(
+        &self,
+        obj: &Map<String, Value>,
+        field: &'static str,
+    ) -> Result<Option<f64>, Rejection> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => self
+                .number(v, field, 0.0, self.limits.max_latency_ms)
+                .map(Some),
+        }
+    }
+
+    /// An optional packet count.
+    fn optional_count(
+        &self,
+        obj: &Map<String, Value>,
+        field: &'static str,
+    ) -> Result<Option<u32>, Rejection> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => Ok(Some(self.integer(v, field, 0, i64::from(u32::MAX))? as u32)),
+        }
     }
 
     fn hop(&self, v: &Value) -> Result<ProbeHop, Rejection> {
@@ -604,26 +642,70 @@ impl Ctx<'_> {
             field: Some(F),
             ..e
         };
+        let string = |field| self.optional_string(h, field).map_err(field_err);
+        let ms = |field| self.optional_ms(h, field).map_err(field_err);
         let ttl = self
             .integer(self.required(h, "ttl").map_err(field_err)?, "ttl", 1, 255)
             .map_err(field_err)? as u8;
-        let addr = self.optional_string(h, "addr").map_err(field_err)?;
-        let rtt_ms = match h.get("rtt_ms") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                self.number(v, "rtt_ms", 0.0, self.limits.max_latency_ms)
-                    .map_err(field_err)?,
-            ),
+        let addrs = match h.get("addrs") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|a| match a {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(field_err(self.wrong_type(
+                        "addrs",
+                        "an array of strings",
+                        other,
+                    ))),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(other) => {
+                return Err(field_err(self.wrong_type(
+                    "addrs",
+                    "an array of strings",
+                    other,
+                )));
+            }
         };
         let loss_pct = match h.get("loss_pct") {
             None | Some(Value::Null) => 0.0,
             Some(v) => self.number(v, "loss_pct", 0.0, 100.0).map_err(field_err)?,
         };
+        let coordinate = |field, limit: f64| match h.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => self
+                .number(v, field, -limit, limit)
+                .map(Some)
+                .map_err(field_err),
+        };
+        let asn = match h.get("asn") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                self.integer(v, "asn", 0, i64::from(u32::MAX))
+                    .map_err(field_err)? as u32,
+            ),
+        };
         Ok(ProbeHop {
             ttl,
-            addr,
-            rtt_ms,
+            addr: string("addr")?,
+            addrs,
+            name: string("name")?,
+            sent: self.optional_count(h, "sent").map_err(field_err)?,
+            received: self.optional_count(h, "received").map_err(field_err)?,
+            rtt_ms: ms("rtt_ms")?,
+            last_ms: ms("last_ms")?,
+            best_ms: ms("best_ms")?,
+            worst_ms: ms("worst_ms")?,
+            jitter_ms: ms("jitter_ms")?,
             loss_pct,
+            scope: string("scope")?,
+            asn,
+            as_org: string("as_org")?,
+            city: string("city")?,
+            country: string("country")?,
+            latitude: coordinate("latitude", 90.0)?,
+            longitude: coordinate("longitude", 180.0)?,
         })
     }
 }
@@ -1068,8 +1150,39 @@ mod tests {
                 ttl: 2,
                 addr: None,
                 rtt_ms: None,
-                loss_pct: 100.0
+                loss_pct: 100.0,
+                ..ProbeHop::default()
             }
+        );
+    }
+
+    /// Everything a real tracer adds is read, hop and path alike.
+    #[test]
+    fn probe_line_parses_the_tracer_fields() {
+        let line = r#"{"kind":"probe","target":"example.com","timestamp":"2025-04-30T07:00:00Z","agent":"fra1","protocol":"icmp","resolved_addr":"192.0.2.9","previous_resolved_addr":"192.0.2.8","dns_ms":3.5,"rtt_ms":21.5,"loss_pct":5,"hop_count":1,"sent":20,"received":19,"rtt_min_ms":20,"rtt_max_ms":30,"rtt_median_ms":21,"rtt_p95_ms":29,"rtt_stddev_ms":2.5,"jitter_ms":1.5,"previous_route_hash":"00000000000000aa","hops":[{"ttl":1,"addr":"192.0.2.9","addrs":["192.0.2.9","192.0.2.10"],"name":"gw.example","sent":20,"received":19,"rtt_ms":21.5,"last_ms":22,"best_ms":20,"worst_ms":30,"jitter_ms":1.5,"loss_pct":5,"scope":"public","asn":64500,"as_org":"Example","city":"Berlin","country":"DE","latitude":52.5,"longitude":13.4}]}"#;
+        let Record::Probe(p) = parse(line).unwrap() else {
+            panic!("not a probe")
+        };
+        assert_eq!(p.agent.as_deref(), Some("fra1"));
+        assert_eq!(p.previous_resolved_addr.as_deref(), Some("192.0.2.8"));
+        assert_eq!((p.sent, p.received), (Some(20), Some(19)));
+        assert_eq!(p.rtt_p95_ms, Some(29.0));
+        assert_eq!(p.previous_route_hash.as_deref(), Some("00000000000000aa"));
+        let h = &p.hops[0];
+        assert_eq!(h.addrs, ["192.0.2.9", "192.0.2.10"]);
+        assert_eq!((h.asn, h.latitude), (Some(64500), Some(52.5)));
+        assert_eq!(h.name.as_deref(), Some("gw.example"));
+        // What parses serializes back to the same fields.
+        let again = serde_json::to_value(&p.hops[0]).unwrap();
+        assert_eq!(again["as_org"], "Example");
+    }
+
+    #[test]
+    fn a_latitude_out_of_range_names_the_hop_field() {
+        let line = r#"{"kind":"probe","target":"t","timestamp":1,"loss_pct":0,"hop_count":1,"hops":[{"ttl":1,"latitude":91}]}"#;
+        assert_eq!(
+            rejected(line).to_string(),
+            "line 7: field `hops`: latitude: 91 is out of range: must be from -90 to 90"
         );
     }
 

@@ -166,6 +166,22 @@ impl<'a> LineBuilder<'a> {
         self
     }
 
+    /// Adds an optional string field; left out when `None`.
+    pub fn field_opt_str(self, key: &str, value: Option<&str>) -> Self {
+        match value {
+            Some(v) => self.field_str(key, v),
+            None => self,
+        }
+    }
+
+    /// Adds an optional integer field; left out when `None`.
+    pub fn field_opt_i64(self, key: &str, value: Option<i64>) -> Self {
+        match value {
+            Some(v) => self.field_i64(key, v),
+            None => self,
+        }
+    }
+
     /// Ends the line with its timestamp (in the precision the sink sends: milliseconds)
     /// and a newline. Returns whether a line was written: one without fields is removed.
     pub fn finish(self, timestamp: i64) -> bool {

@@ -19,6 +19,12 @@ pub const SLO_STATUS: &str = "slo_status";
 pub const PROBE: &str = "probe";
 /// `probe_hop`: one point per hop of a probe measurement.
 pub const PROBE_HOP: &str = "probe_hop";
+/// `probe_route_change`: one point per probe whose route differs from the agent's
+/// previous one to that target.
+pub const PROBE_ROUTE_CHANGE: &str = "probe_route_change";
+/// `probe_dns_change`: one point per probe whose target resolved to another address than
+/// in the agent's previous probe.
+pub const PROBE_DNS_CHANGE: &str = "probe_dns_change";
 /// `pipeline`: one point per pipeline-health sample.
 pub const PIPELINE: &str = "pipeline";
 /// `pipeline_rejects`: one point per rejection reason per pipeline-health sample.
@@ -103,24 +109,94 @@ pub const UNKNOWN_HOP_ADDR: &str = "*";
 impl ToLineProtocol for ProbeEvent {
     fn write_lines(&self, out: &mut String) -> usize {
         let ts = us_to_ms(self.timestamp_us);
+        let agent = self.agent.as_deref().unwrap_or_default();
+        let route_hash = self.route_hash_hex();
         let mut n = usize::from(
             LineBuilder::new(out, PROBE)
+                .tag("agent", agent)
                 .tag("target", &self.target)
                 .field_opt_f64("rtt_ms", self.rtt_ms)
                 .field_f64("loss_pct", self.loss_pct)
                 .field_i64("hop_count", i64::from(self.hop_count))
                 // The same 16 hex digits as the lake's `route_hash` column.
-                .field_str("route_hash", &format!("{:016x}", self.route_hash()))
+                .field_str("route_hash", &route_hash)
+                .field_opt_i64("sent", self.sent.map(i64::from))
+                .field_opt_i64("received", self.received.map(i64::from))
+                .field_opt_f64("rtt_min_ms", self.rtt_min_ms)
+                .field_opt_f64("rtt_max_ms", self.rtt_max_ms)
+                .field_opt_f64("rtt_median_ms", self.rtt_median_ms)
+                .field_opt_f64("rtt_p95_ms", self.rtt_p95_ms)
+                .field_opt_f64("rtt_stddev_ms", self.rtt_stddev_ms)
+                .field_opt_f64("jitter_ms", self.jitter_ms)
+                .field_opt_f64("dns_ms", self.dns_ms)
+                .field_opt_str("resolved_addr", self.resolved_addr.as_deref())
+                .field_opt_str("dns_error", self.dns_error.as_deref())
                 .finish(ts),
         );
         for hop in &self.hops {
             n += usize::from(
                 LineBuilder::new(out, PROBE_HOP)
                     .tag("addr", hop.addr.as_deref().unwrap_or(UNKNOWN_HOP_ADDR))
+                    .tag("agent", agent)
                     .tag("target", &self.target)
                     .tag("ttl", &hop.ttl.to_string())
                     .field_opt_f64("rtt_ms", hop.rtt_ms)
                     .field_f64("loss_pct", hop.loss_pct)
+                    .field_opt_str("name", hop.name.as_deref())
+                    .field_opt_i64("sent", hop.sent.map(i64::from))
+                    .field_opt_i64("received", hop.received.map(i64::from))
+                    .field_opt_f64("last_ms", hop.last_ms)
+                    .field_opt_f64("best_ms", hop.best_ms)
+                    .field_opt_f64("worst_ms", hop.worst_ms)
+                    .field_opt_f64("jitter_ms", hop.jitter_ms)
+                    .field_opt_str(
+                        "addrs",
+                        (hop.addrs.len() > 1)
+                            .then(|| hop.addrs.join(","))
+                            .as_deref(),
+                    )
+                    .field_opt_str("scope", hop.scope.as_deref())
+                    .field_opt_i64("asn", hop.asn.map(i64::from))
+                    .field_opt_str("as_org", hop.as_org.as_deref())
+                    .field_opt_str("city", hop.city.as_deref())
+                    .field_opt_str("country", hop.country.as_deref())
+                    .field_opt_f64("latitude", hop.latitude)
+                    .field_opt_f64("longitude", hop.longitude)
+                    .finish(ts),
+            );
+        }
+        if let Some(from) = &self.previous_route_hash {
+            // A route change: Grafana's annotation query reads `text`.
+            let route: Vec<&str> = self
+                .hops
+                .iter()
+                .map(|h| h.addr.as_deref().unwrap_or(UNKNOWN_HOP_ADDR))
+                .collect();
+            n += usize::from(
+                LineBuilder::new(out, PROBE_ROUTE_CHANGE)
+                    .tag("agent", agent)
+                    .tag("target", &self.target)
+                    .field_str("from", from)
+                    .field_str("to", &route_hash)
+                    .field_i64("hop_count", i64::from(self.hop_count))
+                    .field_str(
+                        "text",
+                        &format!("route to {} changed: {}", self.target, route.join(" → ")),
+                    )
+                    .finish(ts),
+            );
+        }
+        if let (Some(from), Some(to)) = (&self.previous_resolved_addr, &self.resolved_addr) {
+            n += usize::from(
+                LineBuilder::new(out, PROBE_DNS_CHANGE)
+                    .tag("agent", agent)
+                    .tag("target", &self.target)
+                    .field_str("from", from)
+                    .field_str("to", to)
+                    .field_str(
+                        "text",
+                        &format!("{} now resolves to {to} (was {from})", self.target),
+                    )
                     .finish(ts),
             );
         }
@@ -252,21 +328,63 @@ pub(crate) mod tests {
                     addr: Some("10.0.0.1".into()),
                     rtt_ms: Some(0.4),
                     loss_pct: 0.0,
+                    ..ProbeHop::default()
                 },
                 ProbeHop {
                     ttl: 2,
                     addr: None,
                     rtt_ms: None,
                     loss_pct: 100.0,
+                    ..ProbeHop::default()
                 },
                 ProbeHop {
                     ttl: 3,
                     addr: Some("192.0.2.7".into()),
                     rtt_ms: Some(23.5),
                     loss_pct: 0.0,
+                    ..ProbeHop::default()
                 },
             ],
+            ..ProbeEvent::default()
         }
+    }
+
+    /// A probe as `telltale probe` makes it: every field, an ECMP hop, a route change and
+    /// a DNS change.
+    pub(crate) fn traced_probe(timestamp_us: i64) -> ProbeEvent {
+        let mut p = probe("db.example.com", timestamp_us);
+        p.agent = Some("fra-1".into());
+        p.protocol = Some("icmp".into());
+        p.resolved_addr = Some("192.0.2.7".into());
+        p.previous_resolved_addr = Some("192.0.2.6".into());
+        p.dns_ms = Some(1.25);
+        p.sent = Some(20);
+        p.received = Some(19);
+        p.rtt_min_ms = Some(20.0);
+        p.rtt_max_ms = Some(31.5);
+        p.rtt_median_ms = Some(23.0);
+        p.rtt_p95_ms = Some(30.0);
+        p.rtt_stddev_ms = Some(2.5);
+        p.jitter_ms = Some(1.5);
+        p.previous_route_hash = Some("0123456789abcdef".into());
+        p.hops[0].addrs = vec!["10.0.0.1".into(), "10.0.0.9".into()];
+        p.hops[0].scope = Some("private".into());
+        let last = &mut p.hops[2];
+        last.name = Some("db.example.com".into());
+        last.sent = Some(20);
+        last.received = Some(19);
+        last.last_ms = Some(22.0);
+        last.best_ms = Some(20.0);
+        last.worst_ms = Some(31.5);
+        last.jitter_ms = Some(1.5);
+        last.scope = Some("public".into());
+        last.asn = Some(64_500);
+        last.as_org = Some("Example Net".into());
+        last.city = Some("Frankfurt am Main".into());
+        last.country = Some("DE".into());
+        last.latitude = Some(50.1109);
+        last.longitude = Some(8.6821);
+        p
     }
 
     fn slo(alert: AlertLevel) -> SloStatus {
@@ -294,6 +412,7 @@ pub(crate) mod tests {
         lossy.rtt_ms = None;
         lossy.loss_pct = 100.0;
         out += &encode(&[probe("api.example.com", t0 + 1_500), lossy]);
+        out += &encode(&[traced_probe(t0 + 2_000_000)]);
         out += &encode(&[PipelinePoint {
             at_us: t0 + 5_000_000,
             ingest_rate: 412.5,

@@ -142,14 +142,17 @@ fn probe(target: &str, timestamp_us: i64) -> ProbeEvent {
                 addr: Some("10.0.0.1".into()),
                 rtt_ms: Some(0.375),
                 loss_pct: 0.0,
+                ..ProbeHop::default()
             },
             ProbeHop {
                 ttl: 2,
                 addr: None,
                 rtt_ms: None,
                 loss_pct: 100.0,
+                ..ProbeHop::default()
             },
         ],
+        ..ProbeEvent::default()
     }
 }
 

@@ -13,14 +13,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use arrow::array::RecordBatch;
 use arrow::compute::{SortOptions, concat_batches, sort_to_indices, take_record_batch};
 use parquet::file::metadata::KeyValue;
 
 use crate::error::{LakeError, Result};
 use crate::layout::{self, PARQUET_EXT, PartitionKey, Table};
 use crate::parquet_io::{self, COMPACTED_FROM_KEY, EncodeOptions};
-use crate::schema::table_schema;
+use crate::schema::{conform, table_schema};
 use crate::store::LakeStore;
 
 /// How compacted files are encoded.
@@ -181,19 +180,15 @@ fn compact_dir(
     for input in &inputs {
         let path = path_of(&input.name);
         let file = parquet_io::decode(input.bytes.clone(), true, &path)?;
-        if file.schema.fields() != schema.fields() {
-            return Err(LakeError::SchemaMismatch {
-                file: path,
+        for b in file.batches {
+            // In the table's schema: re-tagged (files carry their own key-value metadata),
+            // and a file from an older telltale gets the columns added since as nulls.
+            let conformed = conform(&b, &schema).ok_or_else(|| LakeError::SchemaMismatch {
+                file: path.clone(),
                 table: partition.table.dir(),
                 detail: format!("file has {:?}", file.schema.fields()),
-            });
-        }
-        for b in file.batches {
-            // Re-tag with the table schema: files carry their own key-value metadata.
-            batches.push(
-                RecordBatch::try_new(schema.clone(), b.columns().to_vec())
-                    .map_err(|e| LakeError::arrow(format!("reading {path}"), e))?,
-            );
+            })?;
+            batches.push(conformed);
         }
     }
     let all = concat_batches(&schema, &batches)

@@ -66,8 +66,10 @@ pub fn probe(target: &str, ts_us: i64, hops: usize) -> ProbeEvent {
                 addr: (i != 2).then(|| format!("192.0.2.{i}")),
                 rtt_ms: (i != 2).then_some(i as f64),
                 loss_pct: if i == 2 { 100.0 } else { 0.0 },
+                ..ProbeHop::default()
             })
             .collect(),
+        ..ProbeEvent::default()
     }
 }
 

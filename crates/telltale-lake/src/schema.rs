@@ -7,12 +7,12 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch,
-    StringArray, StructArray, TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray, ListBuilder,
+    RecordBatch, StringArray, StringBuilder, StructArray, TimestampMicrosecondArray,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
-use telltale_core::{FlaggedEvent, ProbeEvent, RollupRow};
+use telltale_core::{FlaggedEvent, ProbeEvent, ProbeHop, RollupRow};
 
 use crate::error::{LakeError, Result};
 use crate::layout::Table;
@@ -28,12 +28,36 @@ fn timestamp(name: &str) -> Field {
     )
 }
 
+/// The hop struct: the first four fields are the original ones; the rest were added (all
+/// nullable) with the real tracer, and [`conform`] fills them with nulls in older files.
 fn hop_fields() -> Fields {
+    let text = |name| Field::new(name, DataType::Utf8, true);
+    let f64_col = |name| Field::new(name, DataType::Float64, true);
+    let i64_col = |name| Field::new(name, DataType::Int64, true);
     Fields::from(vec![
         Field::new("ttl", DataType::Int32, false),
-        Field::new("addr", DataType::Utf8, true),
-        Field::new("rtt_ms", DataType::Float64, true),
+        text("addr"),
+        f64_col("rtt_ms"),
         Field::new("loss_pct", DataType::Float64, false),
+        Field::new(
+            "addrs",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, false))),
+            true,
+        ),
+        text("name"),
+        i64_col("sent"),
+        i64_col("received"),
+        f64_col("last_ms"),
+        f64_col("best_ms"),
+        f64_col("worst_ms"),
+        f64_col("jitter_ms"),
+        text("scope"),
+        i64_col("asn"),
+        text("as_org"),
+        text("city"),
+        text("country"),
+        f64_col("latitude"),
+        f64_col("longitude"),
     ])
 }
 
@@ -86,6 +110,22 @@ static PROBES: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("hop_count", DataType::Int32, false),
         Field::new("route_hash", DataType::Utf8, false),
         Field::new("hops", DataType::List(hop_item_field()), false),
+        // Added with the real tracer (all nullable; `conform` fills older files).
+        Field::new("agent", DataType::Utf8, true),
+        Field::new("protocol", DataType::Utf8, true),
+        Field::new("resolved_addr", DataType::Utf8, true),
+        Field::new("previous_resolved_addr", DataType::Utf8, true),
+        Field::new("dns_ms", DataType::Float64, true),
+        Field::new("dns_error", DataType::Utf8, true),
+        Field::new("sent", DataType::Int64, true),
+        Field::new("received", DataType::Int64, true),
+        Field::new("rtt_min_ms", DataType::Float64, true),
+        Field::new("rtt_max_ms", DataType::Float64, true),
+        Field::new("rtt_median_ms", DataType::Float64, true),
+        Field::new("rtt_p95_ms", DataType::Float64, true),
+        Field::new("rtt_stddev_ms", DataType::Float64, true),
+        Field::new("jitter_ms", DataType::Float64, true),
+        Field::new("previous_route_hash", DataType::Utf8, true),
     ]))
 });
 
@@ -249,27 +289,59 @@ pub fn rollups_batch(rows: &[RollupRow]) -> Result<RecordBatch> {
 
 /// The `route_hash` column's text: 16 lowercase hex digits.
 pub fn route_hash_hex(probe: &ProbeEvent) -> String {
-    format!("{:016x}", probe.route_hash())
+    probe.route_hash_hex()
 }
 
 /// A `probes` batch of `rows`, sorted by timestamp.
 pub fn probes_batch(rows: &[ProbeEvent]) -> Result<RecordBatch> {
     let order = order_by(rows, |r| r.timestamp_us);
     let rows: Vec<&ProbeEvent> = order.into_iter().map(|i| &rows[i]).collect();
-    let hops: Vec<_> = rows.iter().flat_map(|r| r.hops.iter()).collect();
+    let hops: Vec<&ProbeHop> = rows.iter().flat_map(|r| r.hops.iter()).collect();
+    let hop_text = |f: fn(&ProbeHop) -> Option<&str>| -> ArrayRef {
+        Arc::new(hops.iter().map(|h| f(h)).collect::<StringArray>())
+    };
+    let hop_f64 = |f: fn(&ProbeHop) -> Option<f64>| -> ArrayRef {
+        Arc::new(hops.iter().map(|h| f(h)).collect::<Float64Array>())
+    };
+    let hop_i64 = |f: fn(&ProbeHop) -> Option<i64>| -> ArrayRef {
+        Arc::new(hops.iter().map(|h| f(h)).collect::<Int64Array>())
+    };
+    let mut addrs = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
+        "item",
+        DataType::Utf8,
+        false,
+    )));
+    for h in &hops {
+        if h.addrs.is_empty() {
+            addrs.append_null();
+        } else {
+            addrs.append_value(h.addrs.iter().map(Some));
+        }
+    }
     let hop_columns: Vec<ArrayRef> = vec![
         Arc::new(
             hops.iter()
                 .map(|h| i32::from(h.ttl))
                 .collect::<Int32Array>(),
         ),
-        Arc::new(
-            hops.iter()
-                .map(|h| h.addr.as_deref())
-                .collect::<StringArray>(),
-        ),
-        Arc::new(hops.iter().map(|h| h.rtt_ms).collect::<Float64Array>()),
+        hop_text(|h| h.addr.as_deref()),
+        hop_f64(|h| h.rtt_ms),
         Arc::new(hops.iter().map(|h| h.loss_pct).collect::<Float64Array>()),
+        Arc::new(addrs.finish()),
+        hop_text(|h| h.name.as_deref()),
+        hop_i64(|h| h.sent.map(i64::from)),
+        hop_i64(|h| h.received.map(i64::from)),
+        hop_f64(|h| h.last_ms),
+        hop_f64(|h| h.best_ms),
+        hop_f64(|h| h.worst_ms),
+        hop_f64(|h| h.jitter_ms),
+        hop_text(|h| h.scope.as_deref()),
+        hop_i64(|h| h.asn.map(i64::from)),
+        hop_text(|h| h.as_org.as_deref()),
+        hop_text(|h| h.city.as_deref()),
+        hop_text(|h| h.country.as_deref()),
+        hop_f64(|h| h.latitude),
+        hop_f64(|h| h.longitude),
     ];
     let hop_structs = StructArray::try_new(hop_fields(), hop_columns, None)
         .map_err(|e| LakeError::arrow("building probe hops", e))?;
@@ -280,11 +352,20 @@ pub fn probes_batch(rows: &[ProbeEvent]) -> Result<RecordBatch> {
         None,
     )
     .map_err(|e| LakeError::arrow("building probe hop lists", e))?;
+    let text = |f: fn(&ProbeEvent) -> Option<&str>| -> ArrayRef {
+        Arc::new(rows.iter().map(|r| f(r)).collect::<StringArray>())
+    };
+    let f64s = |f: fn(&ProbeEvent) -> Option<f64>| -> ArrayRef {
+        Arc::new(rows.iter().map(|r| f(r)).collect::<Float64Array>())
+    };
+    let i64s = |f: fn(&ProbeEvent) -> Option<i64>| -> ArrayRef {
+        Arc::new(rows.iter().map(|r| f(r)).collect::<Int64Array>())
+    };
     batch(
         Table::Probes,
         vec![
             ts_array(rows.iter().map(|r| r.timestamp_us).collect()),
-            Arc::new(rows.iter().map(|r| r.rtt_ms).collect::<Float64Array>()),
+            f64s(|r| r.rtt_ms),
             Arc::new(rows.iter().map(|r| r.loss_pct).collect::<Float64Array>()),
             Arc::new(
                 rows.iter()
@@ -293,12 +374,87 @@ pub fn probes_batch(rows: &[ProbeEvent]) -> Result<RecordBatch> {
             ),
             Arc::new(
                 rows.iter()
-                    .map(|r| Some(route_hash_hex(r)))
+                    .map(|r| Some(r.route_hash_hex()))
                     .collect::<StringArray>(),
             ),
             Arc::new(hop_lists),
+            text(|r| r.agent.as_deref()),
+            text(|r| r.protocol.as_deref()),
+            text(|r| r.resolved_addr.as_deref()),
+            text(|r| r.previous_resolved_addr.as_deref()),
+            f64s(|r| r.dns_ms),
+            text(|r| r.dns_error.as_deref()),
+            i64s(|r| r.sent.map(i64::from)),
+            i64s(|r| r.received.map(i64::from)),
+            f64s(|r| r.rtt_min_ms),
+            f64s(|r| r.rtt_max_ms),
+            f64s(|r| r.rtt_median_ms),
+            f64s(|r| r.rtt_p95_ms),
+            f64s(|r| r.rtt_stddev_ms),
+            f64s(|r| r.jitter_ms),
+            text(|r| r.previous_route_hash.as_deref()),
         ],
     )
+}
+
+/// `batch` (read from a file written by an older telltale) in the table's current schema:
+/// columns and struct fields are matched by name, and the ones added since (all nullable)
+/// are filled with nulls. Only additive changes conform; anything else is `None`.
+pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Option<RecordBatch> {
+    if batch.schema().fields() == schema.fields() {
+        return RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).ok();
+    }
+    let columns = conform_fields(
+        batch.schema().fields(),
+        batch.columns(),
+        schema.fields(),
+        batch.num_rows(),
+    )?;
+    RecordBatch::try_new(schema.clone(), columns).ok()
+}
+
+fn conform_fields(
+    have: &Fields,
+    columns: &[ArrayRef],
+    want: &Fields,
+    len: usize,
+) -> Option<Vec<ArrayRef>> {
+    // Every column a file has must still be in the schema: dropping data is not additive.
+    if have.iter().any(|h| want.find(h.name()).is_none()) {
+        return None;
+    }
+    want.iter()
+        .map(|w| match have.find(w.name()) {
+            None => w
+                .is_nullable()
+                .then(|| arrow::array::new_null_array(w.data_type(), len)),
+            Some((i, h)) => conform_array(&columns[i], h.data_type(), w.data_type()),
+        })
+        .collect()
+}
+
+fn conform_array(array: &ArrayRef, have: &DataType, want: &DataType) -> Option<ArrayRef> {
+    if have == want {
+        return Some(array.clone());
+    }
+    match (have, want) {
+        (DataType::Struct(hf), DataType::Struct(wf)) => {
+            let s = array.as_any().downcast_ref::<StructArray>()?;
+            let columns = conform_fields(hf, s.columns(), wf, s.len())?;
+            Some(Arc::new(
+                StructArray::try_new(wf.clone(), columns, s.nulls().cloned()).ok()?,
+            ))
+        }
+        (DataType::List(hi), DataType::List(wi)) => {
+            let l = array.as_any().downcast_ref::<ListArray>()?;
+            let values = conform_array(l.values(), hi.data_type(), wi.data_type())?;
+            Some(Arc::new(
+                ListArray::try_new(wi.clone(), l.offsets().clone(), values, l.nulls().cloned())
+                    .ok()?,
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// A schema as indented text, one field a line, for reviews and snapshots.
@@ -384,5 +540,57 @@ mod tests {
         let hash = b.column_by_name("route_hash").unwrap().as_string::<i32>();
         assert_eq!(hash.value(1), route_hash_hex(&probe("t", 0, 3)));
         assert_eq!(hash.value(1).len(), 16);
+    }
+
+    /// A probes file from before the tracer fields (the original four hop fields, six
+    /// columns) conforms to today's schema with nulls, its values kept.
+    #[test]
+    fn an_older_probes_file_conforms_with_nulls() {
+        let new = probes_batch(&[probe("t", DAY0, 3)]).unwrap();
+        let hops = new.column(5).as_list::<i32>();
+        let hop_struct = hops.values().as_struct();
+        let old_hop_fields: Fields = hop_fields().iter().take(4).cloned().collect();
+        let old_hops = StructArray::try_new(
+            old_hop_fields.clone(),
+            hop_struct.columns()[..4].to_vec(),
+            None,
+        )
+        .unwrap();
+        let old_item = Arc::new(Field::new("item", DataType::Struct(old_hop_fields), false));
+        let old_list = ListArray::try_new(
+            old_item.clone(),
+            hops.offsets().clone(),
+            Arc::new(old_hops),
+            None,
+        )
+        .unwrap();
+        let mut old_fields: Vec<Field> = probes_schema()
+            .fields()
+            .iter()
+            .take(6)
+            .map(|f| f.as_ref().clone())
+            .collect();
+        old_fields[5] = Field::new("hops", DataType::List(old_item), false);
+        let mut old_columns = new.columns()[..6].to_vec();
+        old_columns[5] = Arc::new(old_list);
+        let old = RecordBatch::try_new(Arc::new(Schema::new(old_fields)), old_columns).unwrap();
+
+        let conformed = conform(&old, &probes_schema()).expect("additive change conforms");
+        assert_eq!(conformed.schema(), probes_schema());
+        assert!(conformed.column_by_name("agent").unwrap().is_null(0));
+        let hops = conformed.column(5).as_list::<i32>();
+        let first = hops.value(0);
+        let first = first.as_struct();
+        assert_eq!(
+            first
+                .column_by_name("addr")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0),
+            "192.0.2.1"
+        );
+        assert!(first.column_by_name("city").unwrap().is_null(0));
+        // A column the schema no longer has does not conform.
+        assert!(conform(&new, &rollups_schema()).is_none());
     }
 }

@@ -4,205 +4,184 @@
 //! simulator (issue #13):
 //!
 //! ```text
-//! target FQDN ──resolve──▶ trippy-core (ICMP, TTL 1..=max, N rounds) ──▶ ProbeEvent ──▶ probe line ──▶ processor
+//! target FQDN ──resolve──▶ trippy-core (ICMP/UDP/TCP, TTL 1..=max, N rounds) ──▶ path
+//!   ──▶ reverse DNS, scope, .mmdb location ──▶ route/DNS change vs. the last probe
+//!   ──▶ ProbeEvent ──▶ probe line ──▶ processor
 //! ```
 //!
 //! One probe is N traceroute rounds (`echoes`, SmokePing style: one packet is not enough
 //! to see loss). Each hop's loss and RTT are over those rounds; the destination is the
-//! lowest TTL at which the target itself answered, and its loss and RTT are the path's.
-//! Raw ICMP sockets need `CAP_NET_RAW` (or root); without it the error says so.
+//! lowest TTL at which the target itself answered, and its loss and RTT distribution are
+//! the path's. A target that does not resolve is a result (`dns_error`), not an error.
+//! Raw sockets need `CAP_NET_RAW` (or root); without it the error says so.
 
+mod error;
+mod geo;
+mod options;
+mod path;
+mod rdns;
+mod scope;
+mod trace;
+
+use std::collections::HashMap;
 use std::net::{IpAddr, ToSocketAddrs};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use telltale_core::{ProbeEvent, ProbeHop};
 
-/// How a probe is made.
-#[derive(Debug, Clone)]
-pub struct ProbeOptions {
-    /// Traceroute rounds per probe: every hop, the destination included, gets this many
-    /// packets.
-    pub echoes: usize,
-    /// Highest TTL tried.
-    pub max_ttl: u8,
-    /// Shortest time a round takes (the pace of the echoes).
-    pub round_interval: Duration,
-    /// How long a round waits for late answers.
-    pub round_timeout: Duration,
-}
+pub use error::ProbeError;
+pub use geo::{Geo, GeoError, Location};
+pub use options::{ProbeOptions, Protocol};
+pub use rdns::ReverseDns;
+pub use scope::scope;
 
-impl Default for ProbeOptions {
-    fn default() -> Self {
-        Self {
-            echoes: 20,
-            max_ttl: 30,
-            round_interval: Duration::from_secs(1),
-            round_timeout: Duration::from_secs(2),
-        }
-    }
-}
-
-/// Why a probe gave no measurement.
-#[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
-    /// The target's name did not resolve.
-    #[error("{target}: does not resolve: {reason}")]
-    Resolve {
-        /// The target as given.
-        target: String,
-        /// What the resolver said.
-        reason: String,
-    },
-    /// Raw sockets are not allowed to this process.
-    #[error(
-        "probing {target} needs raw ICMP sockets, which need the CAP_NET_RAW capability: run \
-         as root, or grant it once with `sudo setcap cap_net_raw+ep <path to telltale>` (in a \
-         container: `cap_add: [NET_RAW]`). The tracer said: {reason}"
-    )]
-    Privilege {
-        /// The target.
-        target: String,
-        /// The tracer's error.
-        reason: String,
-    },
-    /// The tracer failed for another reason.
-    #[error("probing {target}: {reason}")]
-    Trace {
-        /// The target.
-        target: String,
-        /// The tracer's error.
-        reason: String,
-    },
-}
-
-/// The target's first address and how long resolving it took. An address resolves to
-/// itself.
-pub fn resolve(target: &str) -> Result<(IpAddr, Duration), ProbeError> {
+/// The target's first address and how long resolving it took, or why it did not resolve.
+/// An address resolves to itself.
+pub fn resolve(target: &str) -> Result<(IpAddr, Duration), String> {
     let started = Instant::now();
     let addr = (target, 0)
         .to_socket_addrs()
-        .map_err(|e| ProbeError::Resolve {
-            target: target.to_owned(),
-            reason: e.to_string(),
-        })?
+        .map_err(|e| e.to_string())?
         .next()
-        .ok_or_else(|| ProbeError::Resolve {
-            target: target.to_owned(),
-            reason: "no address".into(),
-        })?;
+        .ok_or_else(|| "no address".to_owned())?;
     Ok((addr.ip(), started.elapsed()))
 }
 
-/// One probe of `target` (an FQDN or an address), timestamped `timestamp_us`. Probes that
-/// run at once (in this process or another) need different `trace_id`s: ICMP answers are
-/// matched to their tracer by it.
-pub fn probe(
-    target: &str,
-    opts: &ProbeOptions,
-    trace_id: u16,
-    timestamp_us: i64,
-) -> Result<ProbeEvent, ProbeError> {
-    let (addr, _resolved_in) = resolve(target)?;
-    let trace_err = |e: trippy_core::Error| {
-        let reason = e.to_string();
-        let privilege = matches!(e, trippy_core::Error::PrivilegeError(_))
-            || reason.contains("Operation not permitted")
-            || reason.contains("Permission denied");
-        if privilege {
-            ProbeError::Privilege {
-                target: target.to_owned(),
-                reason,
-            }
-        } else {
-            ProbeError::Trace {
-                target: target.to_owned(),
-                reason,
-            }
+/// Raises `CAP_NET_RAW` from the permitted to the effective set of the calling thread
+/// (for a binary given `setcap cap_net_raw+p`, as the container image is: with `+p`
+/// alone, a copy run without the capability in its bounding set still starts). Threads
+/// started afterwards from this one inherit it. Whether raw sockets are allowed now.
+pub fn acquire_privileges() -> bool {
+    trippy_privilege::Privilege::acquire_privileges().is_ok_and(|p| p.has_privileges())
+}
+
+/// This host's name: the default agent label.
+pub fn host_name() -> Option<String> {
+    dns_lookup::get_hostname().ok().filter(|h| !h.is_empty())
+}
+
+/// What the agent saw of a target last time: to tell a route or DNS change.
+#[derive(Debug, Default)]
+struct Last {
+    route_hash: Option<String>,
+    resolved_addr: Option<String>,
+}
+
+/// Probes targets: the options, the geolocation databases, a reverse-DNS cache and what
+/// each target's last probe saw. One per process; `probe` may be called from many
+/// threads at once (one target each).
+#[derive(Debug)]
+pub struct Prober {
+    opts: ProbeOptions,
+    geo: Geo,
+    rdns: ReverseDns,
+    last: Mutex<HashMap<String, Last>>,
+}
+
+impl Prober {
+    /// A prober with these options and databases (`Geo::default()` for none).
+    pub fn new(opts: ProbeOptions, geo: Geo) -> Self {
+        Self {
+            rdns: ReverseDns::new(opts.round_timeout.max(Duration::from_secs(1))),
+            opts,
+            geo,
+            last: Mutex::default(),
         }
-    };
-    let tracer = trippy_core::Builder::new(addr)
-        .trace_identifier(trace_id)
-        .max_rounds(Some(opts.echoes.max(1)))
-        .max_ttl(opts.max_ttl)
-        .min_round_duration(opts.round_interval)
-        .max_round_duration(opts.round_interval.max(opts.round_timeout))
-        .grace_duration(Duration::from_millis(100).min(opts.round_timeout))
-        .build()
-        .map_err(trace_err)?;
-    tracer.run().map_err(trace_err)?;
-    let state = tracer.snapshot();
-    let hops: Vec<Hop> = state
-        .hops()
-        .iter()
-        .map(|h| Hop {
-            ttl: h.ttl(),
-            // The address that answered most often (ECMP paths can show several).
-            addr: h
-                .addrs_with_counts()
-                .max_by_key(|(_, n)| **n)
-                .map(|(a, _)| *a),
-            is_target: h.addrs().any(|a| *a == addr),
-            sent: h.total_sent(),
-            received: h.total_recv(),
-            avg_ms: h.avg_ms(),
-        })
-        .collect();
-    Ok(path_of(target, timestamp_us, &hops))
-}
-
-/// What the tracer saw at one TTL, over all rounds.
-#[derive(Debug, Clone, PartialEq)]
-struct Hop {
-    ttl: u8,
-    addr: Option<IpAddr>,
-    is_target: bool,
-    sent: usize,
-    received: usize,
-    avg_ms: f64,
-}
-
-/// The path up to the destination: the lowest TTL at which the target answered. In a
-/// round whose destination answer was lost the tracer goes on to higher TTLs; those
-/// are not hops. Without any answer from the target, every TTL that answered counts and
-/// the path's loss is 100%.
-fn path_of(target: &str, timestamp_us: i64, hops: &[Hop]) -> ProbeEvent {
-    let destination = hops.iter().find(|h| h.is_target);
-    let last_ttl = destination.map_or_else(
-        || {
-            hops.iter()
-                .filter(|h| h.received > 0)
-                .map(|h| h.ttl)
-                .max()
-                .unwrap_or(0)
-        },
-        |d| d.ttl,
-    );
-    let path: Vec<ProbeHop> = hops
-        .iter()
-        .filter(|h| h.ttl <= last_ttl)
-        .map(|h| ProbeHop {
-            ttl: h.ttl,
-            addr: h.addr.map(|a| a.to_string()),
-            rtt_ms: (h.received > 0).then_some(h.avg_ms),
-            loss_pct: loss_pct(h.sent, h.received),
-        })
-        .collect();
-    ProbeEvent {
-        target: target.to_owned(),
-        timestamp_us,
-        rtt_ms: destination.and_then(|d| (d.received > 0).then_some(d.avg_ms)),
-        loss_pct: destination.map_or(100.0, |d| loss_pct(d.sent, d.received)),
-        hop_count: last_ttl,
-        hops: path,
     }
-}
 
-fn loss_pct(sent: usize, received: usize) -> f64 {
-    if sent == 0 {
-        return 100.0;
+    /// The options it probes with.
+    pub fn options(&self) -> &ProbeOptions {
+        &self.opts
     }
-    100.0 * (sent.saturating_sub(received)) as f64 / sent as f64
+
+    /// One probe of `target` (an FQDN or an address), timestamped `timestamp_us`. Probes
+    /// that run at once (in this process or another) need different `trace_id`s: answers
+    /// are matched to their tracer by it. A target that does not resolve gives a result
+    /// with `dns_error`.
+    pub fn probe(
+        &self,
+        target: &str,
+        trace_id: u16,
+        timestamp_us: i64,
+    ) -> Result<ProbeEvent, ProbeError> {
+        let mut event = ProbeEvent {
+            target: target.to_owned(),
+            timestamp_us,
+            agent: self.opts.agent.clone(),
+            protocol: Some(self.opts.protocol.as_str().to_owned()),
+            ..ProbeEvent::default()
+        };
+        let addr = match resolve(target) {
+            Ok((addr, took)) => {
+                event.resolved_addr = Some(addr.to_string());
+                event.dns_ms = Some(path::round_ms(took.as_secs_f64() * 1000.0));
+                addr
+            }
+            Err(reason) => {
+                event.dns_error = Some(reason);
+                event.loss_pct = 100.0;
+                return Ok(event);
+            }
+        };
+        let hops = trace::trace(target, addr, &self.opts, trace_id)?;
+        path::fill_path(&mut event, &hops);
+        self.describe_hops(&mut event.hops);
+        self.compare_with_last(&mut event);
+        Ok(event)
+    }
+
+    /// Names, scopes and locations of the hops.
+    fn describe_hops(&self, hops: &mut [ProbeHop]) {
+        let addrs: Vec<IpAddr> = hops
+            .iter()
+            .filter_map(|h| h.addr.as_deref()?.parse().ok())
+            .collect();
+        let names = if self.opts.reverse_dns {
+            self.rdns.names(&addrs)
+        } else {
+            HashMap::new()
+        };
+        for hop in hops {
+            let Some(addr) = hop.addr.as_deref().and_then(|a| a.parse::<IpAddr>().ok()) else {
+                continue;
+            };
+            hop.name = names.get(&addr).cloned();
+            hop.scope = Some(scope(addr).to_owned());
+            // The databases are asked for every address: a company's own `.mmdb` may map
+            // its private ranges. A public database has none, so those stay unlocated.
+            let loc = self.geo.locate(addr);
+            hop.city = loc.city;
+            hop.country = loc.country;
+            hop.latitude = loc.latitude;
+            hop.longitude = loc.longitude;
+            hop.asn = loc.asn;
+            hop.as_org = loc.as_org;
+        }
+    }
+
+    /// Marks a route change (`previous_route_hash`) and a DNS change
+    /// (`previous_resolved_addr`) against this target's last probe. A route is only
+    /// compared when the target answered: a path cut short by an outage is loss, not a
+    /// new route.
+    fn compare_with_last(&self, event: &mut ProbeEvent) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let last = last.entry(event.target.clone()).or_default();
+        if event.received.unwrap_or(0) > 0 {
+            let hash = event.route_hash_hex();
+            if last.route_hash.as_ref().is_some_and(|h| *h != hash) {
+                event.previous_route_hash = last.route_hash.clone();
+            }
+            last.route_hash = Some(hash);
+        }
+        if let Some(addr) = &event.resolved_addr {
+            if last.resolved_addr.as_ref().is_some_and(|a| a != addr) {
+                event.previous_resolved_addr = last.resolved_addr.clone();
+            }
+            last.resolved_addr = Some(addr.clone());
+        }
+    }
 }
 
 /// A probe as the processor's probe line (`kind: "probe"`).
@@ -212,18 +191,66 @@ pub fn to_line(p: &ProbeEvent) -> String {
         kind: &'static str,
         target: &'a str,
         timestamp: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        protocol: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resolved_addr: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        previous_resolved_addr: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dns_ms: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dns_error: Option<&'a str>,
         rtt_ms: Option<f64>,
         loss_pct: f64,
         hop_count: u8,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sent: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        received: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rtt_min_ms: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rtt_max_ms: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rtt_median_ms: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rtt_p95_ms: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rtt_stddev_ms: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        jitter_ms: Option<f64>,
+        /// For readers of the line; the processor computes it again from `hops`.
+        route_hash: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        previous_route_hash: Option<&'a str>,
         hops: &'a [ProbeHop],
     }
     let line = Line {
         kind: "probe",
         target: &p.target,
         timestamp: telltale_core::event::rfc3339(p.timestamp_us),
+        agent: p.agent.as_deref(),
+        protocol: p.protocol.as_deref(),
+        resolved_addr: p.resolved_addr.as_deref(),
+        previous_resolved_addr: p.previous_resolved_addr.as_deref(),
+        dns_ms: p.dns_ms,
+        dns_error: p.dns_error.as_deref(),
         rtt_ms: p.rtt_ms,
         loss_pct: p.loss_pct,
         hop_count: p.hop_count,
+        sent: p.sent,
+        received: p.received,
+        rtt_min_ms: p.rtt_min_ms,
+        rtt_max_ms: p.rtt_max_ms,
+        rtt_median_ms: p.rtt_median_ms,
+        rtt_p95_ms: p.rtt_p95_ms,
+        rtt_stddev_ms: p.rtt_stddev_ms,
+        jitter_ms: p.jitter_ms,
+        route_hash: p.route_hash_hex(),
+        previous_route_hash: p.previous_route_hash.as_deref(),
         hops: &p.hops,
     };
     serde_json::to_string(&line).expect("a probe line serializes")
@@ -233,59 +260,59 @@ pub fn to_line(p: &ProbeEvent) -> String {
 mod tests {
     use super::*;
 
-    fn hop(ttl: u8, addr: &str, target: bool, sent: usize, received: usize) -> Hop {
-        Hop {
-            ttl,
-            addr: Some(addr.parse().unwrap()),
-            is_target: target,
-            sent,
-            received,
-            avg_ms: 1.5,
+    fn sample() -> ProbeEvent {
+        ProbeEvent {
+            target: "example.org".into(),
+            timestamp_us: 1_750_000_000_000_000,
+            agent: Some("fra-1".into()),
+            protocol: Some("icmp".into()),
+            resolved_addr: Some("10.0.2.2".into()),
+            dns_ms: Some(0.5),
+            rtt_ms: Some(2.5),
+            loss_pct: 50.0,
+            hop_count: 2,
+            sent: Some(4),
+            received: Some(2),
+            rtt_min_ms: Some(2.0),
+            rtt_max_ms: Some(3.0),
+            rtt_median_ms: Some(2.0),
+            rtt_p95_ms: Some(3.0),
+            rtt_stddev_ms: Some(0.75),
+            jitter_ms: Some(1.0),
+            previous_route_hash: Some("00000000000000aa".into()),
+            hops: vec![
+                ProbeHop {
+                    ttl: 1,
+                    addr: Some("10.0.1.1".into()),
+                    addrs: vec!["10.0.1.1".into(), "10.0.1.9".into()],
+                    name: Some("r1.test".into()),
+                    sent: Some(4),
+                    received: Some(4),
+                    rtt_ms: Some(1.0),
+                    best_ms: Some(1.0),
+                    scope: Some("private".into()),
+                    ..ProbeHop::default()
+                },
+                ProbeHop {
+                    ttl: 2,
+                    addr: Some("10.0.2.2".into()),
+                    rtt_ms: Some(2.5),
+                    loss_pct: 50.0,
+                    city: Some("Berlin".into()),
+                    latitude: Some(52.52),
+                    longitude: Some(13.405),
+                    asn: Some(64_500),
+                    ..ProbeHop::default()
+                },
+            ],
+            ..ProbeEvent::default()
         }
     }
 
-    /// The tracer's extra TTLs after a lost destination answer are not hops.
-    #[test]
-    fn the_path_ends_at_the_lowest_ttl_the_target_answered() {
-        let hops = [
-            hop(1, "10.0.1.1", false, 20, 15),
-            hop(2, "10.0.2.2", false, 20, 15),
-            hop(3, "10.0.3.2", true, 20, 11),
-            hop(4, "10.0.3.2", true, 1, 1),
-        ];
-        let p = path_of("t", 0, &hops);
-        assert_eq!(p.hop_count, 3);
-        assert_eq!(p.hops.len(), 3);
-        assert_eq!(p.loss_pct, 45.0);
-        assert_eq!(p.hops[0].loss_pct, 25.0);
-        assert_eq!(p.rtt_ms, Some(1.5));
-    }
-
-    #[test]
-    fn a_silent_target_is_all_loss_after_the_last_hop_that_answered() {
-        let hops = [
-            hop(1, "10.0.1.1", false, 5, 5),
-            Hop {
-                ttl: 2,
-                addr: None,
-                is_target: false,
-                sent: 5,
-                received: 0,
-                avg_ms: 0.0,
-            },
-        ];
-        let p = path_of("t", 0, &hops);
-        assert_eq!((p.hop_count, p.loss_pct, p.rtt_ms), (1, 100.0, None));
-    }
-
-    /// The line is one the processor accepts as a probe, unchanged.
+    /// The line is one the processor accepts as a probe, unchanged, every field kept.
     #[test]
     fn the_line_parses_back_as_the_same_probe() {
-        let hops = [
-            hop(1, "10.0.1.1", false, 4, 4),
-            hop(2, "10.0.2.2", true, 4, 2),
-        ];
-        let p = path_of("example.org", 1_750_000_000_000_000, &hops);
+        let p = sample();
         let line = to_line(&p);
         let parsed = telltale_core::parse_line(
             line.as_bytes(),
@@ -298,9 +325,78 @@ mod tests {
     }
 
     #[test]
-    fn an_unresolvable_name_is_a_resolve_error() {
-        let e = resolve("no-such-host.invalid").unwrap_err();
-        assert!(matches!(e, ProbeError::Resolve { .. }), "{e}");
-        assert!(e.to_string().contains("no-such-host.invalid"));
+    fn a_dns_error_line_parses_back() {
+        let p = ProbeEvent {
+            target: "no-such-host.invalid".into(),
+            timestamp_us: 1_750_000_000_000_000,
+            dns_error: Some("failed to lookup address information".into()),
+            loss_pct: 100.0,
+            ..ProbeEvent::default()
+        };
+        let line = to_line(&p);
+        let parsed =
+            telltale_core::parse_line(line.as_bytes(), 1, p.timestamp_us, &Default::default())
+                .unwrap();
+        assert_eq!(parsed, telltale_core::Record::Probe(p), "{line}");
+    }
+
+    #[test]
+    fn an_unresolvable_name_is_a_dns_error_result() {
+        let prober = Prober::new(ProbeOptions::default(), Geo::default());
+        let p = prober.probe("no-such-host.invalid", 1, 0).unwrap();
+        assert!(p.dns_error.is_some(), "{p:?}");
+        assert_eq!((p.loss_pct, p.hop_count, p.rtt_ms), (100.0, 0, None));
+        assert!(p.resolved_addr.is_none());
+    }
+
+    fn answered(route: &[&str], resolved: &str) -> ProbeEvent {
+        ProbeEvent {
+            target: "t".into(),
+            resolved_addr: Some(resolved.into()),
+            received: Some(1),
+            hops: route
+                .iter()
+                .enumerate()
+                .map(|(i, a)| ProbeHop {
+                    ttl: i as u8 + 1,
+                    addr: Some((*a).into()),
+                    ..ProbeHop::default()
+                })
+                .collect(),
+            ..ProbeEvent::default()
+        }
+    }
+
+    /// A route change is marked once, on the first probe of the new route; an outage
+    /// (the target silent, the path cut short) is not a route change.
+    #[test]
+    fn a_route_change_is_marked_once_and_an_outage_is_not_one() {
+        let prober = Prober::new(ProbeOptions::default(), Geo::default());
+        let mut marks = Vec::new();
+        let mut outage = answered(&["10.0.1.1"], "10.0.9.9");
+        outage.received = Some(0);
+        for mut p in [
+            answered(&["10.0.1.1", "10.0.9.9"], "10.0.9.9"),
+            answered(&["10.0.1.1", "10.0.9.9"], "10.0.9.9"),
+            outage,
+            answered(&["10.0.1.1", "10.0.9.9"], "10.0.9.9"),
+            answered(&["10.0.5.1", "10.0.9.9"], "10.0.9.9"),
+            answered(&["10.0.5.1", "10.0.9.9"], "10.0.9.9"),
+        ] {
+            prober.compare_with_last(&mut p);
+            marks.push(p.previous_route_hash.is_some());
+        }
+        assert_eq!(marks, [false, false, false, false, true, false]);
+    }
+
+    #[test]
+    fn a_dns_change_names_the_previous_address() {
+        let prober = Prober::new(ProbeOptions::default(), Geo::default());
+        let mut a = answered(&["10.0.9.9"], "10.0.9.9");
+        prober.compare_with_last(&mut a);
+        let mut b = answered(&["10.0.9.8"], "10.0.9.8");
+        prober.compare_with_last(&mut b);
+        assert_eq!(b.previous_resolved_addr.as_deref(), Some("10.0.9.9"));
+        assert!(a.previous_resolved_addr.is_none());
     }
 }

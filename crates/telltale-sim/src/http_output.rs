@@ -37,18 +37,25 @@ const BASE_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Delivery tallies.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct HttpStats {
+pub struct HttpStats {
+    /// Batches delivered (2xx).
     pub batches: u64,
+    /// Retries made.
     pub retries: u64,
+    /// Batches dropped (refused with a 4xx, or undeliverable at shutdown).
     pub dropped_batches: u64,
+    /// Lines in those batches.
     pub dropped_lines: u64,
+    /// Lines the server accepted.
     pub accepted: u64,
+    /// Lines the server rejected.
     pub rejected: u64,
 }
 
-/// Where and how to POST.
+/// Where and how to POST: the one HTTP output of telltale's line producers (`telltale
+/// sim`, `telltale probe`).
 #[derive(Debug, Clone)]
-pub(crate) struct HttpTarget {
+pub struct HttpTarget {
     client: reqwest::Client,
     url: Url,
     token: Option<String>,
@@ -66,7 +73,7 @@ struct IngestAnswer {
 impl HttpTarget {
     /// Checks the URL (plain `http://` only: this build has no TLS; an empty path or `/`
     /// becomes `/v1/events`) and builds the client.
-    pub(crate) fn new(url: &str, token: Option<String>, gzip: bool) -> Result<Self, SimError> {
+    pub fn new(url: &str, token: Option<String>, gzip: bool) -> Result<Self, SimError> {
         let bad = |message: &str| SimError::InvalidUrl {
             url: url.to_owned(),
             message: message.to_owned(),
@@ -89,7 +96,7 @@ impl HttpTarget {
             parsed.set_path("/v1/events");
         }
         let client = reqwest::Client::builder()
-            .user_agent(concat!("telltale-sim/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("telltale/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
             .build()
@@ -103,7 +110,7 @@ impl HttpTarget {
     }
 
     /// Delivers every batch received, in order, until the channel closes.
-    pub(crate) async fn deliver(
+    pub async fn deliver(
         self,
         mut rx: mpsc::Receiver<Bytes>,
         mut shutdown: watch::Receiver<bool>,

@@ -43,6 +43,7 @@ pub use control::{
     MAX_CONTROL_DURATION, MAX_SPIKE_FACTOR, SpikeRequest, SpikeStatus, control_router,
 };
 pub use error::SimError;
+pub use http_output::{HttpStats, HttpTarget};
 pub use profile::{DEFAULT_SERVICES, ServiceProfile, fnv1a64};
 pub use run::{Output, RunOptions, RunSummary, SimHandle, StopReason, run, wall_now_us};
 pub use sim::{

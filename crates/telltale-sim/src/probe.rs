@@ -50,6 +50,8 @@ struct ProbeLine<'a> {
     kind: &'static str,
     target: &'a str,
     timestamp: &'a str,
+    /// Made-up data says so: `agent` is `simulator`, never a real vantage point.
+    agent: &'static str,
     rtt_ms: Option<f64>,
     loss_pct: f64,
     hop_count: u8,
@@ -164,6 +166,7 @@ impl ProbeSim {
             kind: "probe",
             target: &self.target,
             timestamp: &timestamp,
+            agent: "simulator",
             rtt_ms: dest.rtt_ms,
             loss_pct: dest.loss_pct,
             hop_count: n as u8,

@@ -7,7 +7,9 @@ use telltale_processor::IngestBatch;
 use telltale_sim::{Output, RunOptions, SimConfig, SimHandle, Simulator, control_router};
 
 use crate::config_load::{ConfigArgs, load};
+use crate::probe::{ProbeSettings, Rounds};
 use crate::process::{finish, serve, shutdown_signal, start_pipeline};
+use telltale_probe::{ProbeError, to_line};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -25,9 +27,12 @@ pub struct RunArgs {
     /// First generate this much history ending now (e.g. `1h`), as fast as possible.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub backfill: Option<Duration>,
-    /// Target of the simulated network probe.
-    #[arg(long, env = "PROBE_TARGET", default_value = "example.com")]
-    pub probe_target: String,
+    /// Real probes of these targets (comma-separated FQDNs or addresses; needs
+    /// CAP_NET_RAW), tuned by the PROBE_* variables of `telltale probe`. Without the
+    /// privilege, one warning and no probes. When not given, the simulator makes probe
+    /// lines for `example.com` (agent `simulator`).
+    #[arg(long, env = "PROBE_TARGET", value_delimiter = ',')]
+    pub probe_target: Vec<String>,
     /// No spontaneous incidents in the simulation.
     #[arg(long)]
     pub no_incidents: bool,
@@ -93,7 +98,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             seed,
             start_us: start,
             rate: args.rate,
-            probe_target: Some(args.probe_target.clone()),
+            probe_target: args
+                .probe_target
+                .is_empty()
+                .then(|| "example.com".to_owned()),
             probe_interval: Duration::from_secs(10),
             incidents: !args.no_incidents,
         };
@@ -126,6 +134,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             anyhow::Ok(())
         });
 
+        let probes = if args.probe_target.is_empty() {
+            None
+        } else {
+            real_probes(&args.probe_target, pipeline.clone(), stop_rx.clone())?
+        };
         tracing::info!(
             "simulator control API on the same address: GET /control, POST /control/spike, POST /control/incident (telltale spike)"
         );
@@ -140,10 +153,82 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         )
         .await;
         let _ = stop_tx.send(true);
+        if let Some(probes) = probes {
+            probes.await.context("probe ingest panicked")??;
+        }
         simulator.await.context("simulator panicked")??;
         consumer.await.context("ingest task panicked")??;
         served
     });
     let finished = runtime.block_on(finish(&running));
     result.and(finished)
+}
+
+/// Probes `targets` for real on a thread of its own (`telltale probe`'s rounds, settings
+/// from the PROBE_* variables) and ingests each result as it ends, until `stop`. Without
+/// the privilege: one warning with the fix, and `telltale run` goes on without probes.
+fn real_probes(
+    targets: &[String],
+    pipeline: telltale_processor::Pipeline,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<anyhow::Result<()>>>> {
+    let settings = ProbeSettings::from_env()?;
+    if !telltale_probe::acquire_privileges() {
+        let e = ProbeError::no_privilege(targets);
+        tracing::warn!("{e}; telltale run goes on without real probes");
+        return Ok(None);
+    }
+    let rounds = Rounds {
+        prober: std::sync::Arc::new(settings.prober()?),
+        targets: targets.to_vec(),
+        interval: settings.interval,
+        concurrency: settings.concurrency,
+        count: None,
+    };
+    tracing::info!(
+        targets = %targets.join(","),
+        interval_s = settings.interval.as_secs_f64(),
+        "probing the network path to each target"
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    std::thread::Builder::new()
+        .name("probes".into())
+        .spawn(move || {
+            let _ = rounds.run(|target, result| match result {
+                Ok(p) => tx
+                    .blocking_send(bytes::Bytes::from(to_line(&p) + "\n"))
+                    .map_err(|_| anyhow::anyhow!("shutting down")),
+                Err(e @ ProbeError::Privilege { .. }) => {
+                    tracing::warn!("{e}; telltale run goes on without real probes");
+                    Err(e.into())
+                }
+                Err(e) => {
+                    tracing::warn!(target, error = %e, "probe gave no measurement");
+                    Ok(())
+                }
+            });
+        })
+        .context("starting the probe thread")?;
+    Ok(Some(tokio::spawn(async move {
+        loop {
+            // A line taken is ingested whole before the stop is looked at again.
+            let lines = tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => break,
+                lines = rx.recv() => match lines {
+                    Some(lines) => lines,
+                    None => break,
+                },
+            };
+            let p = pipeline.clone();
+            let outcome =
+                tokio::task::spawn_blocking(move || p.ingest(IngestBatch::whole(lines, "probe")))
+                    .await
+                    .context("ingest panicked")??;
+            if let Some(e) = outcome.errors.first() {
+                tracing::warn!("probe line rejected: {e}");
+            }
+        }
+        anyhow::Ok(())
+    })))
 }

@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod child;
 pub mod http;
+pub mod mmdb;
 pub mod netns;
 pub mod webhook;
 

@@ -1,13 +1,16 @@
 //! A routed test network built from Linux network namespaces and veth pairs (CI runs as
-//! root): `client → r1 → r2 → server`, forwarding on, ICMP rate limits off. Removed when
+//! root): `client → r1 → r2 → server`, forwarding on, ICMP rate limits off, and on request
+//! a second path `r1 → r3 → server` and names for every address (the client's
+//! `/etc/netns/<ns>/hosts`, which `ip netns exec` mounts over `/etc/hosts`). Removed when
 //! dropped.
 
 use std::process::Command;
 
-/// The four hosts of one test's network, on `10.<net>.1-3.0/24`.
+/// The four hosts of one test's network, on `10.<net>.1-3.0/24` (and r3 on `.4-5.0/24`).
 pub struct Path3 {
     prefix: String,
     net: u8,
+    hosts: Vec<&'static str>,
 }
 
 fn ip(args: &[&str]) {
@@ -34,7 +37,11 @@ impl Path3 {
     /// addresses.
     pub fn build(name: &str, net: u8) -> Self {
         let prefix = format!("tt{}{name}", std::process::id() % 10_000);
-        let me = Self { prefix, net };
+        let me = Self {
+            prefix,
+            net,
+            hosts: vec!["c", "r1", "r2", "s"],
+        };
         for host in ["c", "r1", "r2", "s"] {
             let ns = me.ns(host);
             let _ = Command::new("ip").args(["netns", "del", &ns]).output();
@@ -86,10 +93,99 @@ impl Path3 {
                     "-qw",
                     "net.ipv4.ip_forward=1",
                     "net.ipv4.icmp_ratelimit=0",
+                    "net.ipv4.conf.all.rp_filter=0",
                 ],
             );
         }
         me
+    }
+
+    /// Adds the second path: r3 between r1 (`10.<net>.4.0/24`) and the server
+    /// (`10.<net>.5.0/24`). Traffic keeps going through r2 until [`Self::switch_to_r3`].
+    pub fn add_r3(&mut self) {
+        let (r1, r3, s) = (self.ns("r1"), self.ns("r3"), self.ns("s"));
+        let _ = Command::new("ip").args(["netns", "del", &r3]).output();
+        ip(&["netns", "add", &r3]);
+        self.hosts.push("r3");
+        ip(&["-n", &r3, "link", "set", "lo", "up"]);
+        for (a, a_if, b, b_if) in [(&r1, "r1c", &r3, "r3a"), (&r3, "r3b", &s, "s1")] {
+            ip(&[
+                "link", "add", a_if, "netns", a, "type", "veth", "peer", "name", b_if, "netns", b,
+            ]);
+        }
+        for (ns, dev, a) in [
+            (&r1, "r1c", self.addr(4, 1)),
+            (&r3, "r3a", self.addr(4, 3)),
+            (&r3, "r3b", self.addr(5, 3)),
+            (&s, "s1", self.addr(5, 2)),
+        ] {
+            ip(&["-n", ns, "addr", "add", &format!("{a}/24"), "dev", dev]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+        ip(&[
+            "-n",
+            &r3,
+            "route",
+            "add",
+            &format!("10.{}.1.0/24", self.net),
+            "via",
+            &self.addr(4, 1),
+        ]);
+        ip(&[
+            "-n",
+            &r3,
+            "route",
+            "add",
+            &format!("10.{}.3.0/24", self.net),
+            "via",
+            &self.addr(5, 2),
+        ]);
+        in_ns(
+            &r3,
+            &[
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+                "net.ipv4.icmp_ratelimit=0",
+                "net.ipv4.conf.all.rp_filter=0",
+            ],
+        );
+    }
+
+    /// r1 sends traffic to the server through r3 instead of r2: the route changes at
+    /// TTL 2.
+    pub fn switch_to_r3(&self) {
+        ip(&[
+            "-n",
+            &self.ns("r1"),
+            "route",
+            "replace",
+            "default",
+            "via",
+            &self.addr(4, 3),
+        ]);
+    }
+
+    /// Names for every address, as the client resolves them: `r1.<net>.test`, … and
+    /// `server.<net>.test`.
+    pub fn name_hosts(&self) {
+        let dir = self.etc_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut hosts = String::from("127.0.0.1 localhost\n");
+        for (subnet, host, name) in [
+            (1, 1, "r1"),
+            (2, 2, "r2"),
+            (4, 3, "r3"),
+            (3, 2, "server"),
+            (1, 2, "client"),
+        ] {
+            hosts += &format!("{} {name}.{}.test\n", self.addr(subnet, host), self.net);
+        }
+        std::fs::write(dir.join("hosts"), hosts).unwrap();
+    }
+
+    fn etc_dir(&self) -> std::path::PathBuf {
+        std::path::Path::new("/etc/netns").join(self.ns("c"))
     }
 
     /// The namespace of `host` (`c`, `r1`, `r2`, `s`).
@@ -127,10 +223,11 @@ impl Path3 {
 
 impl Drop for Path3 {
     fn drop(&mut self) {
-        for host in ["c", "r1", "r2", "s"] {
+        for host in &self.hosts {
             let _ = Command::new("ip")
                 .args(["netns", "del", &self.ns(host)])
                 .output();
         }
+        let _ = std::fs::remove_dir_all(self.etc_dir());
     }
 }
