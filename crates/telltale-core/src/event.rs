@@ -146,7 +146,8 @@ pub struct ProbeEvent {
     pub loss_pct: f64,
     /// Number of hops to the target.
     pub hop_count: u8,
-    /// Echoes sent to the destination.
+    /// Echoes sent to the destination. For a `dns_error`, the echoes the probe was to
+    /// send (none went out): all of them count as lost, so `loss_pct` is 100.
     pub sent: Option<u32>,
     /// Echoes the destination answered.
     pub received: Option<u32>,
@@ -162,6 +163,9 @@ pub struct ProbeEvent {
     pub rtt_stddev_ms: Option<f64>,
     /// Mean difference between consecutive destination round-trip times.
     pub jitter_ms: Option<f64>,
+    /// The destination's round-trip times, ms, one per answered echo (lost ones left
+    /// out): SmokePing's "smoke", and what a probe target's latency SLO counts.
+    pub rtt_samples_ms: Vec<f64>,
     /// The agent's previous route hash to this target, only when the route changed
     /// (a route-change event).
     pub previous_route_hash: Option<String>,

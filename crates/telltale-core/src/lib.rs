@@ -16,6 +16,7 @@ pub mod config;
 pub mod event;
 pub mod flag;
 pub mod parse;
+pub mod probe_sli;
 pub mod rollup;
 pub mod slo;
 

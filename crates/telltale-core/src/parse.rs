@@ -186,8 +186,9 @@ pub fn parse_line(
 pub enum ParsedLine<'a> {
     /// A service line, strings borrowed from the input where they had no escapes.
     Service(ServiceLine<'a>),
-    /// Any other valid line (probes, service lines with extra attributes, ...).
-    Record(Record),
+    /// Any other valid line (probes, service lines with extra attributes, ...), boxed:
+    /// the rare case should not make every hot-path value as large as a probe.
+    Record(Box<Record>),
 }
 
 /// A valid service event whose strings borrow from the line.
@@ -220,7 +221,7 @@ impl ParsedLine<'_> {
     pub fn into_record(self) -> Record {
         match self {
             Self::Service(line) => Record::Service(line.into_owned()),
-            Self::Record(record) => record,
+            Self::Record(record) => *record,
         }
     }
 }
@@ -282,7 +283,7 @@ pub fn parse_line_borrowed<'a>(
     if let Some(event) = fast::service_line(text, now_us, limits) {
         return Ok(ParsedLine::Service(event));
     }
-    parse_text(text, line, now_us, limits).map(ParsedLine::Record)
+    parse_text(text, line, now_us, limits).map(|r| ParsedLine::Record(Box::new(r)))
 }
 
 /// The full validator over a UTF-8 line: accepts everything `parse_line` accepts and
@@ -581,6 +582,32 @@ impl Ctx<'_> {
             }
             Some(other) => return Err(self.wrong_type("hops", "an array of hops", other)),
         };
+        let sent = self.optional_count(&obj, "sent")?;
+        let received = self.optional_count(&obj, "received")?;
+        if let (Some(sent), Some(received)) = (sent, received)
+            && received > sent
+        {
+            return Err(self.err(
+                "received",
+                RejectReason::OutOfRange,
+                format!(
+                    "{received} echoes received but only {sent} sent: received must be at most sent"
+                ),
+            ));
+        }
+        let rtt_samples_ms = self.samples(&obj)?;
+        if let Some(answered) = received.or(sent)
+            && rtt_samples_ms.len() > answered as usize
+        {
+            return Err(self.err(
+                "rtt_samples_ms",
+                RejectReason::OutOfRange,
+                format!(
+                    "{} samples but {answered} echoes answered: one sample per answered echo at most",
+                    rtt_samples_ms.len()
+                ),
+            ));
+        }
         Ok(Record::Probe(ProbeEvent {
             agent: self.optional_string(&obj, "agent")?,
             protocol: self.optional_string(&obj, "protocol")?,
@@ -591,14 +618,15 @@ impl Ctx<'_> {
             rtt_ms: ms("rtt_ms")?,
             loss_pct,
             hop_count,
-            sent: self.optional_count(&obj, "sent")?,
-            received: self.optional_count(&obj, "received")?,
+            sent,
+            received,
             rtt_min_ms: ms("rtt_min_ms")?,
             rtt_max_ms: ms("rtt_max_ms")?,
             rtt_median_ms: ms("rtt_median_ms")?,
             rtt_p95_ms: ms("rtt_p95_ms")?,
             rtt_stddev_ms: ms("rtt_stddev_ms")?,
             jitter_ms: ms("jitter_ms")?,
+            rtt_samples_ms,
             previous_route_hash: self.optional_string(&obj, "previous_route_hash")?,
             hops,
             target,
@@ -617,6 +645,19 @@ impl Ctx<'_> {
             Some(v) => self
                 .number(v, field, 0.0, self.limits.max_latency_ms)
                 .map(Some),
+        }
+    }
+
+    /// `rtt_samples_ms`: an optional array of round-trip times, ms.
+    fn samples(&self, obj: &Map<String, Value>) -> Result<Vec<f64>, Rejection> {
+        const F: &str = "rtt_samples_ms";
+        match obj.get(F) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| self.number(v, F, 0.0, self.limits.max_latency_ms))
+                .collect(),
+            Some(other) => Err(self.wrong_type(F, "an array of milliseconds", other)),
         }
     }
 

@@ -99,6 +99,9 @@ pub struct WindowAgg {
     count: u64,
     errors: u64,
     slow: u64,
+    /// Events without a latency (NaN: a probe's lost echo); in the counts, not the
+    /// latency statistics.
+    unmeasured: u64,
     latency_sum_ms: f64,
     latency_max_ms: f64,
     hist: Histogram<u32>,
@@ -111,6 +114,7 @@ impl WindowAgg {
             count: 0,
             errors: 0,
             slow: 0,
+            unmeasured: 0,
             latency_sum_ms: 0.0,
             latency_max_ms: 0.0,
             // Bounds are constants that hdrhistogram accepts; a failure is a programming error.
@@ -122,6 +126,10 @@ impl WindowAgg {
         self.count += 1;
         self.errors += u64::from(is_error);
         self.slow += u64::from(is_slow);
+        if ms.is_nan() {
+            self.unmeasured += 1;
+            return;
+        }
         self.latency_sum_ms += ms;
         self.latency_max_ms = self.latency_max_ms.max(ms);
         let us = (ms * 1000.0).round().clamp(0.0, HIST_MAX_US as f64) as u64;
@@ -143,10 +151,9 @@ impl WindowAgg {
             count: self.count,
             errors: self.errors,
             slow: self.slow,
-            latency_avg_ms: if self.count == 0 {
-                0.0
-            } else {
-                self.latency_sum_ms / self.count as f64
+            latency_avg_ms: match self.count - self.unmeasured {
+                0 => 0.0,
+                measured => self.latency_sum_ms / measured as f64,
             },
             latency_p50_ms: self.quantile_ms(0.50),
             latency_p95_ms: self.quantile_ms(0.95),
@@ -171,6 +178,9 @@ pub struct WindowSnapshot {
     pub errors: u64,
     /// Slow events.
     pub slow: u64,
+    /// Events without a latency (absent in checkpoints written before it existed: 0).
+    #[serde(default)]
+    pub unmeasured: u64,
     /// Sum of latencies, ms.
     pub latency_sum_ms: f64,
     /// Largest latency, ms.
@@ -287,7 +297,8 @@ impl Rollups {
 
     /// [`Rollups::record_parts`] for many events of one service, as (timestamp µs,
     /// latency ms, is_error, is_slow): the columnar path records a whole chunk with one
-    /// service look-up. Returns how many were too late.
+    /// service look-up. A NaN latency is an event without one (a lost probe echo): it
+    /// counts, and is left out of the latency statistics. Returns how many were too late.
     pub fn record_service_events(
         &mut self,
         service: &str,
@@ -389,6 +400,7 @@ impl Rollups {
                     count: agg.count,
                     errors: agg.errors,
                     slow: agg.slow,
+                    unmeasured: agg.unmeasured,
                     latency_sum_ms: agg.latency_sum_ms,
                     latency_max_ms: agg.latency_max_ms,
                     buckets: agg
@@ -423,6 +435,7 @@ impl Rollups {
             agg.count = w.count;
             agg.errors = w.errors;
             agg.slow = w.slow;
+            agg.unmeasured = w.unmeasured;
             agg.latency_sum_ms = w.latency_sum_ms;
             agg.latency_max_ms = w.latency_max_ms;
             for &(value, count) in &w.buckets {
@@ -488,6 +501,29 @@ mod tests {
     use proptest::prelude::*;
 
     const S: i64 = 1_000_000;
+
+    /// Lost probe echoes (NaN latency) count as events and errors but do not pull the
+    /// latency statistics towards 0, and survive a checkpoint.
+    #[test]
+    fn events_without_a_latency_count_but_leave_the_latency_statistics_alone() {
+        let team: Arc<str> = Arc::from("network");
+        let mut r = Rollups::new(Duration::from_secs(60), Duration::ZERO);
+        let echoes = [
+            (0, 10.0, false, false),
+            (0, 30.0, false, false),
+            (0, f64::NAN, true, true),
+        ];
+        assert_eq!(r.record_service_events("db.example.com", &team, echoes), 0);
+        let mut restored = Rollups::new(Duration::from_secs(60), Duration::ZERO);
+        restored.restore(&r.snapshot()).unwrap();
+        for rows in [r.drain_all(), restored.drain_all()] {
+            let row = &rows[0];
+            assert_eq!((row.count, row.errors, row.slow), (3, 1, 1));
+            assert_eq!(row.latency_avg_ms, 20.0);
+            assert_eq!(row.latency_max_ms, 30.0);
+            assert!(row.latency_p50_ms >= 10.0, "{row:?}");
+        }
+    }
 
     fn ev(service: &str, ts_s: f64, latency: f64, is_error: bool) -> FlaggedEvent {
         FlaggedEvent {

@@ -7,8 +7,8 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray, ListBuilder,
-    RecordBatch, StringArray, StringBuilder, StructArray, TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanArray, Float64Array, Float64Builder, Int32Array, Int64Array, ListArray,
+    ListBuilder, RecordBatch, StringArray, StringBuilder, StructArray, TimestampMicrosecondArray,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
@@ -126,6 +126,11 @@ static PROBES: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("rtt_stddev_ms", DataType::Float64, true),
         Field::new("jitter_ms", DataType::Float64, true),
         Field::new("previous_route_hash", DataType::Utf8, true),
+        Field::new(
+            "rtt_samples_ms",
+            DataType::List(Arc::new(Field::new("item", DataType::Float64, false))),
+            true,
+        ),
     ]))
 });
 
@@ -361,6 +366,18 @@ pub fn probes_batch(rows: &[ProbeEvent]) -> Result<RecordBatch> {
     let i64s = |f: fn(&ProbeEvent) -> Option<i64>| -> ArrayRef {
         Arc::new(rows.iter().map(|r| f(r)).collect::<Int64Array>())
     };
+    let mut samples = ListBuilder::new(Float64Builder::new()).with_field(Arc::new(Field::new(
+        "item",
+        DataType::Float64,
+        false,
+    )));
+    for r in &rows {
+        if r.rtt_samples_ms.is_empty() {
+            samples.append_null();
+        } else {
+            samples.append_value(r.rtt_samples_ms.iter().copied().map(Some));
+        }
+    }
     batch(
         Table::Probes,
         vec![
@@ -393,6 +410,7 @@ pub fn probes_batch(rows: &[ProbeEvent]) -> Result<RecordBatch> {
             f64s(|r| r.rtt_stddev_ms),
             f64s(|r| r.jitter_ms),
             text(|r| r.previous_route_hash.as_deref()),
+            Arc::new(samples.finish()),
         ],
     )
 }
@@ -540,6 +558,15 @@ mod tests {
         let hash = b.column_by_name("route_hash").unwrap().as_string::<i32>();
         assert_eq!(hash.value(1), route_hash_hex(&probe("t", 0, 3)));
         assert_eq!(hash.value(1).len(), 16);
+        let samples = b.column_by_name("rtt_samples_ms").unwrap().as_list::<i32>();
+        assert!(samples.is_null(0) && samples.is_null(1), "none measured");
+        let mut measured = probe("t", DAY0, 1);
+        measured.rtt_samples_ms = vec![1.5, 2.5];
+        let b = probes_batch(&[measured]).unwrap();
+        let samples = b.column_by_name("rtt_samples_ms").unwrap().as_list::<i32>();
+        let values = samples.value(0);
+        let values = values.as_primitive::<arrow::datatypes::Float64Type>();
+        assert_eq!(values.values(), &[1.5, 2.5]);
     }
 
     /// A probes file from before the tracer fields (the original four hop fields, six

@@ -121,6 +121,10 @@ impl Prober {
             }
             Err(reason) => {
                 event.dns_error = Some(reason);
+                // Every echo of the probe is lost: a probe target's availability SLO
+                // counts a name that does not resolve as that many failures.
+                event.sent = u32::try_from(self.opts.echoes.max(1)).ok();
+                event.received = Some(0);
                 event.loss_pct = 100.0;
                 return Ok(event);
             }
@@ -222,6 +226,8 @@ pub fn to_line(p: &ProbeEvent) -> String {
         rtt_stddev_ms: Option<f64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         jitter_ms: Option<f64>,
+        #[serde(skip_serializing_if = "<[f64]>::is_empty")]
+        rtt_samples_ms: &'a [f64],
         /// For readers of the line; the processor computes it again from `hops`.
         route_hash: String,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -249,6 +255,7 @@ pub fn to_line(p: &ProbeEvent) -> String {
         rtt_p95_ms: p.rtt_p95_ms,
         rtt_stddev_ms: p.rtt_stddev_ms,
         jitter_ms: p.jitter_ms,
+        rtt_samples_ms: &p.rtt_samples_ms,
         route_hash: p.route_hash_hex(),
         previous_route_hash: p.previous_route_hash.as_deref(),
         hops: &p.hops,
@@ -279,6 +286,7 @@ mod tests {
             rtt_p95_ms: Some(3.0),
             rtt_stddev_ms: Some(0.75),
             jitter_ms: Some(1.0),
+            rtt_samples_ms: vec![2.0, 3.0],
             previous_route_hash: Some("00000000000000aa".into()),
             hops: vec![
                 ProbeHop {
@@ -347,6 +355,9 @@ mod tests {
         assert!(p.dns_error.is_some(), "{p:?}");
         assert_eq!((p.loss_pct, p.hop_count, p.rtt_ms), (100.0, 0, None));
         assert!(p.resolved_addr.is_none());
+        // Every planned echo counts as lost (the availability SLO sees the failure with
+        // the weight of a whole probe).
+        assert_eq!((p.sent, p.received), (Some(20), Some(0)));
     }
 
     fn answered(route: &[&str], resolved: &str) -> ProbeEvent {

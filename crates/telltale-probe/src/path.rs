@@ -121,6 +121,12 @@ pub(crate) fn fill_path(event: &mut ProbeEvent, hops: &[Hop]) {
             event.rtt_p95_ms = stats.map(|s| s.p95);
             event.rtt_stddev_ms = stats.map(|s| s.stddev);
             event.jitter_ms = stats.and_then(|s| s.jitter);
+            event.rtt_samples_ms = d
+                .samples_ms
+                .iter()
+                .take(d.received)
+                .map(|ms| round_ms(*ms))
+                .collect();
         }
         None => {
             event.loss_pct = 100.0;

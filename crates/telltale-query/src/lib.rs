@@ -505,6 +505,88 @@ mod tests {
         insta::assert_snapshot!(in_every_format(&batches));
     }
 
+    /// A probes partition holding a file from before the tracer fields (six columns,
+    /// four hop fields) beside one of today's: both are read, the old one's new columns
+    /// and hop fields as nulls (schema evolution, top-level and nested).
+    #[tokio::test]
+    async fn an_older_probes_file_beside_a_new_one_reads_with_nulls() {
+        use arrow::array::{ListArray, StructArray};
+        use arrow::datatypes::Fields;
+        let dir = tempfile::tempdir().unwrap();
+        let mut newer = probe("db.example.com", DAY0 + 1_000_000, 3);
+        newer.agent = Some("fra-1".into());
+        newer.hops[0].city = Some("Berlin".into());
+        let mut w = LakeWriter::new(
+            Arc::new(LocalDisk::new(dir.path())),
+            WriterOptions::default(),
+        )
+        .unwrap();
+        w.append_probes(vec![newer], Instant::now()).unwrap();
+        w.flush_all().unwrap();
+
+        // The old file: today's first six columns, hops with their first four fields.
+        let new = telltale_lake::schema::probes_batch(&[probe("db.example.com", DAY0, 3)]).unwrap();
+        let hops = new.column(5).as_list::<i32>();
+        let hop = hops.values().as_struct();
+        let old_fields: Fields = hop.fields().iter().take(4).cloned().collect();
+        let old_hops =
+            StructArray::try_new(old_fields.clone(), hop.columns()[..4].to_vec(), None).unwrap();
+        let item = Arc::new(Field::new("item", DataType::Struct(old_fields), false));
+        let list = ListArray::try_new(
+            item.clone(),
+            hops.offsets().clone(),
+            Arc::new(old_hops),
+            None,
+        )
+        .unwrap();
+        let mut fields: Vec<Field> = new.schema().fields()[..6]
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields[5] = Field::new("hops", DataType::List(item), false);
+        let mut columns: Vec<ArrayRef> = new.columns()[..6].to_vec();
+        columns[5] = Arc::new(list);
+        let old = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let part = dir
+            .path()
+            .join("probes/target=db.example.com/date=2025-04-30");
+        let file = std::fs::File::create(part.join("old.parquet")).unwrap();
+        let mut writer =
+            datafusion::parquet::arrow::ArrowWriter::try_new(file, old.schema(), None).unwrap();
+        writer.write(&old).unwrap();
+        writer.close().unwrap();
+
+        let engine = QueryEngine::open(dir.path()).await.unwrap();
+        let batches = engine
+            .sql("SELECT agent, hop_count, hops FROM probes ORDER BY timestamp")
+            .await
+            .unwrap();
+        let text = format_batches(&batches, OutputFormat::Json).unwrap();
+        let rows: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        let first_hop = |row: &serde_json::Value| row["hops"][0].clone();
+        assert_eq!(
+            rows[0]["agent"],
+            serde_json::Value::Null,
+            "old file: {text}"
+        );
+        assert_eq!(
+            first_hop(&rows[0])["addr"],
+            "192.0.2.1",
+            "old values kept: {text}"
+        );
+        assert_eq!(
+            first_hop(&rows[0])["city"],
+            serde_json::Value::Null,
+            "{text}"
+        );
+        assert_eq!(rows[1]["agent"], "fra-1", "new file: {text}");
+        assert_eq!(first_hop(&rows[1])["city"], "Berlin", "{text}");
+    }
+
     #[tokio::test]
     async fn rollups_are_queryable() {
         let dir = tempfile::tempdir().unwrap();

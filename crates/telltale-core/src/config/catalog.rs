@@ -186,6 +186,9 @@ pub struct ServiceCatalogFile {
     pub defaults: ServiceDefaults,
     /// The services, by name.
     pub services: BTreeMap<String, ServiceEntry>,
+    /// Probe targets with SLOs, by the target name as `telltale probe` reports it (the
+    /// keys of a service but `sim`): every echo to the target is one event.
+    pub probes: BTreeMap<String, ServiceEntry>,
 }
 
 /// Everything the pipeline needs to know about one service, defaults applied.
@@ -211,6 +214,9 @@ pub struct ServicePolicy {
     pub budget_warning: f64,
     /// Whether the service is in the catalogue (false: defaults applied to an unknown name).
     pub known: bool,
+    /// A probe target's SLOs (`[probes.NAME]`): its events are the echoes of
+    /// `telltale probe`, not requests.
+    pub probe: bool,
     /// Simulator profile, if the catalogue gives one.
     #[serde(skip)]
     pub sim: SimProfileSpec,
@@ -221,7 +227,9 @@ pub struct ServicePolicy {
 pub struct ServiceCatalog {
     /// The catalogued services by name, defaults applied.
     services: BTreeMap<String, Arc<ServicePolicy>>,
-    /// `services` hashed: every event looks its service up, and a tree walk compared
+    /// The probe targets with SLOs by name, defaults applied.
+    probes: BTreeMap<String, Arc<ServicePolicy>>,
+    /// `services` and `probes` hashed: every event looks its service up, and a tree walk compared
     /// strings a few times per event.
     by_name: HashMap<Box<str>, Arc<ServicePolicy>, foldhash::fast::FixedState>,
     /// `[defaults]`, for services not in the catalogue.
@@ -261,61 +269,48 @@ impl ServiceCatalog {
         )?;
         let mut services = BTreeMap::new();
         for (name, e) in &raw.services {
-            let key = |k: &str| format!("services.{name}.{k}");
-            if name.trim().is_empty() {
+            let policy = resolve(file, "services", name, e, d, false)?;
+            services.insert(name.clone(), Arc::new(policy));
+        }
+        let mut probes = BTreeMap::new();
+        for (name, e) in &raw.probes {
+            if services.contains_key(name) {
                 return Err(invalid(
                     file,
-                    "services",
-                    "a service name is empty: give it a name",
+                    format!("probes.{name}"),
+                    format!(
+                        "{name:?} is both a service and a probe target: one name, one SLO; \
+                         rename one of [services.{name}] and [probes.{name}]"
+                    ),
                 ));
             }
-            let team = e.team.clone().unwrap_or_else(|| d.team.clone());
-            validate_team(file, &key("team"), &team)?;
-            let thr = e.latency_threshold_ms.unwrap_or(d.latency_threshold_ms);
-            validate_threshold(file, &key("latency_threshold_ms"), thr)?;
-            let avail = e.availability_objective.unwrap_or(d.availability_objective);
-            validate_objective(file, &key("availability_objective"), avail)?;
-            let lat = e.latency_objective.unwrap_or(d.latency_objective);
-            validate_objective(file, &key("latency_objective"), lat)?;
-            let window = e.window.unwrap_or(d.window);
-            validate_window(file, &key("window"), window)?;
-            let min_events = e.min_events.unwrap_or(d.min_events);
-            validate_min_events(file, &key("min_events"), min_events)?;
-            let warning = e.budget_warning_percent.unwrap_or(d.budget_warning_percent);
-            validate_budget_warning(file, &key("budget_warning_percent"), warning)?;
-            let tiers = normalize_tiers(e.alert_tiers.as_ref().unwrap_or(&d.alert_tiers));
-            if let Some(sim) = &e.sim {
-                validate_sim(file, name, sim)?;
-            }
-            services.insert(
-                name.clone(),
-                Arc::new(ServicePolicy {
-                    name: name.clone(),
-                    team: Arc::from(team.as_str()),
-                    latency_threshold_ms: thr,
-                    availability_objective: percent_to_fraction(avail),
-                    latency_objective: percent_to_fraction(lat),
-                    window,
-                    alert_tiers: tiers,
-                    min_events,
-                    budget_warning: percent_to_fraction(warning),
-                    known: true,
-                    sim: e.sim.clone().unwrap_or_default(),
-                }),
-            );
+            let policy = resolve(file, "probes", name, e, d, true)?;
+            probes.insert(name.clone(), Arc::new(policy));
         }
         Ok(Self {
             default_team: Arc::from(raw.defaults.team.as_str()),
             by_name: services
                 .iter()
+                .chain(&probes)
                 .map(|(name, p)| (Box::from(name.as_str()), Arc::clone(p)))
                 .collect(),
             services,
+            probes,
             defaults: raw.defaults,
         })
     }
 
-    /// The policy for a catalogued service.
+    /// The SLO policy of a probe target (`[probes.NAME]`), if it has one.
+    pub fn probe(&self, target: &str) -> Option<&Arc<ServicePolicy>> {
+        self.probes.get(target)
+    }
+
+    /// Probe targets with SLOs, in name order.
+    pub fn probes(&self) -> impl Iterator<Item = &Arc<ServicePolicy>> {
+        self.probes.values()
+    }
+
+    /// The policy for a catalogued service or probe target.
     pub fn get(&self, name: &str) -> Option<&Arc<ServicePolicy>> {
         self.by_name.get(name)
     }
@@ -352,6 +347,7 @@ impl ServiceCatalog {
             min_events: d.min_events,
             budget_warning: percent_to_fraction(d.budget_warning_percent),
             known: false,
+            probe: false,
             sim: SimProfileSpec::default(),
         }
     }
@@ -376,10 +372,10 @@ impl ServiceCatalog {
         &self.defaults
     }
 
-    /// Team names in order, with the services each owns.
+    /// Team names in order, with the services and probe targets each owns.
     pub fn teams(&self) -> BTreeMap<String, Vec<String>> {
         let mut teams: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for p in self.services.values() {
+        for p in self.services.values().chain(self.probes.values()) {
             teams
                 .entry(p.team.to_string())
                 .or_default()
@@ -387,6 +383,65 @@ impl ServiceCatalog {
         }
         teams
     }
+}
+
+/// `[section.NAME]` with the defaults applied, validated; keys are named
+/// `section.NAME.key` in errors. Probe targets take no `sim`.
+fn resolve(
+    file: &str,
+    section: &str,
+    name: &str,
+    e: &ServiceEntry,
+    d: &ServiceDefaults,
+    probe: bool,
+) -> Result<ServicePolicy, ConfigError> {
+    let key = |k: &str| format!("{section}.{name}.{k}");
+    if name.trim().is_empty() {
+        return Err(invalid(
+            file,
+            section,
+            format!("a name in [{section}] is empty: give it a name"),
+        ));
+    }
+    let team = e.team.clone().unwrap_or_else(|| d.team.clone());
+    validate_team(file, &key("team"), &team)?;
+    let thr = e.latency_threshold_ms.unwrap_or(d.latency_threshold_ms);
+    validate_threshold(file, &key("latency_threshold_ms"), thr)?;
+    let avail = e.availability_objective.unwrap_or(d.availability_objective);
+    validate_objective(file, &key("availability_objective"), avail)?;
+    let lat = e.latency_objective.unwrap_or(d.latency_objective);
+    validate_objective(file, &key("latency_objective"), lat)?;
+    let window = e.window.unwrap_or(d.window);
+    validate_window(file, &key("window"), window)?;
+    let min_events = e.min_events.unwrap_or(d.min_events);
+    validate_min_events(file, &key("min_events"), min_events)?;
+    let warning = e.budget_warning_percent.unwrap_or(d.budget_warning_percent);
+    validate_budget_warning(file, &key("budget_warning_percent"), warning)?;
+    let tiers = normalize_tiers(e.alert_tiers.as_ref().unwrap_or(&d.alert_tiers));
+    if let Some(sim) = &e.sim {
+        if probe {
+            return Err(invalid(
+                file,
+                key("sim"),
+                "probe targets are measured by `telltale probe`, not simulated: remove `sim`",
+            ));
+        }
+        validate_sim(file, name, sim)?;
+    }
+    Ok(ServicePolicy {
+        name: name.to_owned(),
+        team: Arc::from(team.as_str()),
+        latency_threshold_ms: thr,
+        availability_objective: percent_to_fraction(avail),
+        latency_objective: percent_to_fraction(lat),
+        window,
+        alert_tiers: tiers,
+        min_events,
+        budget_warning: percent_to_fraction(warning),
+        known: true,
+        probe,
+        sim: e.sim.clone().unwrap_or_default(),
+    })
 }
 
 fn validate_team(file: &str, key: &str, team: &str) -> Result<(), ConfigError> {
@@ -553,6 +608,47 @@ availability_objective = 99.95
         assert!(!p.known);
         assert_eq!(&*p.team, "unowned");
         assert_eq!(p.latency_threshold_ms, 300.0);
+    }
+
+    #[test]
+    fn probe_targets_have_slos_of_their_own() {
+        let text = format!(
+            "{EXAMPLE}\n[probes.\"db.example.com\"]\nteam = \"network\"\nlatency_threshold_ms = 40.0\n"
+        );
+        let c = ServiceCatalog::from_toml_str(&text, "services.toml").unwrap();
+        let p = c.probe("db.example.com").expect("the probe target");
+        assert!(p.probe && p.known);
+        assert_eq!((&*p.team, p.latency_threshold_ms), ("network", 40.0));
+        assert!((p.availability_objective - 0.999).abs() < 1e-12, "default");
+        assert_eq!(c.get("db.example.com"), Some(p), "looked up like a service");
+        assert!(c.probe("auth-service").is_none());
+        assert_eq!(c.services().count(), 1, "not a service: never simulated");
+        assert_eq!(c.teams()["network"], ["db.example.com"]);
+    }
+
+    #[test]
+    fn a_probe_target_named_like_a_service_or_with_sim_is_rejected() {
+        let text = format!("{EXAMPLE}\n[probes.auth-service]\n");
+        let err = ServiceCatalog::from_toml_str(&text, "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`probes.auth-service`") && err.contains("rename"),
+            "{err}"
+        );
+        let text = "[probes.x]\nsim = { weight = 1.0 }\n";
+        let err = ServiceCatalog::from_toml_str(text, "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`probes.x.sim`") && err.contains("remove"),
+            "{err}"
+        );
+        let text = "[probes.x]\nlatency_threshold_ms = -1.0\n";
+        let err = ServiceCatalog::from_toml_str(text, "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`probes.x.latency_threshold_ms`"), "{err}");
     }
 
     #[test]

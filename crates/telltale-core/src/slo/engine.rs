@@ -160,7 +160,7 @@ impl SloEngine {
             dropped_rows: 0,
             stale_rows: 0,
         };
-        for p in catalog.services() {
+        for p in catalog.services().chain(catalog.probes()) {
             let t = engine.track(Arc::clone(p));
             engine.services.insert(p.name.clone(), t);
         }

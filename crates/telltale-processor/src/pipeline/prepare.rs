@@ -9,6 +9,7 @@ use telltale_core::flag::Flags;
 use telltale_core::parse::{
     Limits, ParsedLine, RejectReason, Rejection, ServiceLine, lines, parse_line_borrowed,
 };
+use telltale_core::probe_sli::{SliEvent, echo_events};
 use telltale_core::{ProbeEvent, Record, ServiceCatalog};
 use telltale_lake::chunk::{EventChunk, EventChunks, EventRow};
 use telltale_lake::deadletter::DeadLetter;
@@ -38,6 +39,15 @@ pub(super) enum FirstSeen {
     Pending(usize),
 }
 
+/// One probe's echoes as the events of its target's SLOs
+/// ([`telltale_core::probe_sli`]), recorded in the rollups under the target's name.
+#[derive(Debug)]
+pub(super) struct ProbeSli {
+    pub(super) target: String,
+    pub(super) team: Arc<str>,
+    pub(super) events: Vec<SliEvent>,
+}
+
 /// A batch after parsing: what the writer applies.
 #[derive(Debug, Default)]
 pub struct ParsedBatch {
@@ -52,6 +62,8 @@ pub struct ParsedBatch {
     pub(super) event_count: usize,
     /// Probe measurements.
     pub(super) probes: Vec<ProbeEvent>,
+    /// The SLI events of the probes whose target has SLOs (`[probes.NAME]`).
+    pub(super) probe_slis: Vec<ProbeSli>,
     /// Rejected lines with their reasons.
     pub(super) dead: Vec<DeadLetter>,
     /// When the batch arrived (dates what the writer sets aside), µs since the epoch.
@@ -134,15 +146,17 @@ pub(super) fn parse_batch(
                 }
                 events.push(&service_row(&ev, &f));
             }
-            Ok(ParsedLine::Record(Record::Service(ev))) => {
-                let (flagged, known) = catalog.flag(ev);
-                unknown += u64::from(!known);
-                if gate.holds_back(&flagged.event.service, known, line_no, raw) {
-                    continue;
+            Ok(ParsedLine::Record(record)) => match *record {
+                Record::Service(ev) => {
+                    let (flagged, known) = catalog.flag(ev);
+                    unknown += u64::from(!known);
+                    if gate.holds_back(&flagged.event.service, known, line_no, raw) {
+                        continue;
+                    }
+                    events.push(&EventRow::from(&flagged));
                 }
-                events.push(&EventRow::from(&flagged));
-            }
-            Ok(ParsedLine::Record(Record::Probe(p))) => probes.push(p),
+                Record::Probe(p) => probes.push(p),
+            },
             Err(rejection) => reject(rejection, raw.to_vec(), &mut outcome),
         }
     }
@@ -151,6 +165,17 @@ pub(super) fn parse_batch(
     {
         m.unknown_service_events.inc_by(unknown);
     }
+    parsed.probe_slis = probes
+        .iter()
+        .filter_map(|p| {
+            let policy = catalog.probe(&p.target)?;
+            Some(ProbeSli {
+                target: p.target.clone(),
+                team: Arc::clone(&policy.team),
+                events: echo_events(p, policy.latency_threshold_ms),
+            })
+        })
+        .collect();
     parsed.event_count = events.len() + gate.held_back;
     // Building a chunk only fails on a schema mismatch, a programming error.
     parsed.events = events
@@ -254,21 +279,24 @@ pub(super) fn chunk_lines(
                 let f = catalog.flags(&ev.service, ev.status_code, ev.latency_ms, ev.error);
                 events.push(&service_row(&ev, &f));
             }
-            Ok(ParsedLine::Record(Record::Service(ev))) => {
-                let (flagged, _) = catalog.flag(ev);
-                events.push(&EventRow::from(&flagged));
-            }
-            Ok(ParsedLine::Record(Record::Probe(_))) => dead.push(DeadLetter {
-                received_at_us,
-                source: source.to_owned(),
-                rejection: Rejection {
-                    line: line_no,
-                    field: None,
-                    reason: RejectReason::UnknownKind,
-                    message: "a held-back service line parsed as a probe the second time".into(),
-                },
-                raw: raw.clone(),
-            }),
+            Ok(ParsedLine::Record(record)) => match *record {
+                Record::Service(ev) => {
+                    let (flagged, _) = catalog.flag(ev);
+                    events.push(&EventRow::from(&flagged));
+                }
+                Record::Probe(_) => dead.push(DeadLetter {
+                    received_at_us,
+                    source: source.to_owned(),
+                    rejection: Rejection {
+                        line: line_no,
+                        field: None,
+                        reason: RejectReason::UnknownKind,
+                        message: "a held-back service line parsed as a probe the second time"
+                            .into(),
+                    },
+                    raw: raw.clone(),
+                }),
+            },
             Err(rejection) => dead.push(DeadLetter {
                 received_at_us,
                 source: source.to_owned(),

@@ -177,3 +177,79 @@ fn services_past_the_limit_go_to_the_dead_letter_and_the_limit_survives_a_restar
     let over = |s: &str| (s.to_owned(), "service_limit".to_owned());
     assert_eq!(dead, [over("c"), over("c"), over("d")]);
 }
+
+/// A sink that keeps the rollup rows it is given.
+#[derive(Debug, Clone, Default)]
+struct RowSink(Arc<Mutex<Vec<RollupRow>>>);
+
+impl Sink for RowSink {
+    fn on_rollups(&mut self, rows: &[RollupRow]) {
+        self.0.lock().unwrap().extend_from_slice(rows);
+    }
+}
+
+/// Issue #13: a probe target with SLOs in the catalogue (`[probes.NAME]`) gets rollup rows
+/// of its echoes (every echo an event, a lost one an error and slow), so its SLOs are
+/// evaluated like a service's; a target without SLOs gets none.
+#[test]
+fn probes_of_a_target_with_slos_become_its_rollups_and_slo_status() {
+    let catalog = Arc::new(
+        ServiceCatalog::from_toml_str(
+            "[probes.\"db.example.com\"]\nteam = \"network\"\nlatency_threshold_ms = 50.0\n",
+            "test",
+        )
+        .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let rows = RowSink::default();
+    let slo = SloEngine::new(&catalog, SloSettings::default()).unwrap();
+    let view = Arc::new(SloView::default());
+    let outputs = Outputs::new(slo, vec![Box::new(rows.clone())], Arc::clone(&view));
+    let settings = PipelineSettings::from_config(&PipelineConfig::default(), catalog.clone());
+    let pipeline = Pipeline::start(
+        settings,
+        Arc::new(LocalDisk::new(dir.path())),
+        Arc::new(Metrics::new()),
+        Some(outputs),
+    )
+    .unwrap();
+    let t = chrono::Utc::now().timestamp_millis() / 60_000 * 60_000 - 120_000;
+    let probe = |target: &str, at: i64, extra: &str| {
+        format!(
+            "{{\"kind\":\"probe\",\"target\":\"{target}\",\"timestamp\":{at},\"rtt_ms\":30,\
+             \"loss_pct\":20,\"hop_count\":1,{extra}\"hops\":[]}}\n"
+        )
+    };
+    // Two probes of 5 echoes: 4 answered each (one over 50 ms), 1 lost.
+    let counts = "\"sent\":5,\"received\":4,\"rtt_samples_ms\":[10,20,30,60],";
+    let dns = "\"sent\":5,\"received\":0,\"dns_error\":\"no address\",";
+    let text = probe("db.example.com", t, counts)
+        + &probe("db.example.com", t + 30_000, counts)
+        + &probe("db.example.com", t + 45_000, dns)
+        + &probe("no-slo.example.com", t, counts);
+    let outcome = pipeline.ingest(IngestBatch::whole(text, "http")).unwrap();
+    assert_eq!(outcome.accepted, 4);
+    pipeline.shutdown().unwrap();
+    let rows = rows.0.lock().unwrap().clone();
+    assert!(
+        rows.iter().all(|r| r.service == "db.example.com"),
+        "{rows:?}"
+    );
+    let sum = |f: fn(&RollupRow) -> u64| rows.iter().map(f).sum::<u64>();
+    assert!(rows.iter().all(|r| r.team == "network"));
+    // 15 echoes: 2 + 5 lost (errors and slow), 2 answered over the threshold.
+    assert_eq!(
+        (sum(|r| r.count), sum(|r| r.errors), sum(|r| r.slow)),
+        (15, 7, 9)
+    );
+    // Latency statistics of the answered echoes only (the lost ones have none).
+    assert_eq!(rows[0].latency_avg_ms, 30.0);
+    assert_eq!(rows[0].latency_max_ms, 60.0);
+    let status = view.snapshot();
+    let target = status
+        .services
+        .iter()
+        .find(|s| s.service == "db.example.com")
+        .expect("the probe target's SLOs are evaluated");
+    assert_eq!(target.team, "network");
+}

@@ -135,11 +135,13 @@ impl WriterLoop {
             first_seen,
             event_count,
             probes,
+            probe_slis,
             mut dead,
             received_at_us,
             source,
         } = parsed;
-        if event_count > 0 {
+        // Probe echoes are rollup events too: a probes-only input is not idle.
+        if event_count > 0 || !probe_slis.is_empty() {
             self.last_event = now;
         }
         self.set_aside_over_limit(
@@ -157,6 +159,11 @@ impl WriterLoop {
                 &chunk.team,
                 chunk.rollup_inputs(),
             );
+        }
+        for sli in probe_slis {
+            late += self
+                .rollups
+                .record_service_events(&sli.target, &sli.team, sli.events);
         }
         if late > 0 {
             self.metrics.rollup_late_events.inc_by(late);

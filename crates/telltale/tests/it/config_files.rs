@@ -46,6 +46,25 @@ fn every_file_in_config_parses() {
     assert!(seen >= 2);
 }
 
+/// The commented `[probes."example.com"]` example of `config/services.toml` works when a
+/// user uncomments it.
+#[test]
+fn the_probe_slo_example_in_services_toml_parses_when_uncommented() {
+    let text = std::fs::read_to_string(config_dir().join("services.toml")).unwrap();
+    let example: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("# [probes."))
+        .take_while(|l| l.starts_with("# "))
+        .map(|l| format!("{}\n", &l[2..]))
+        .collect();
+    assert!(!example.is_empty(), "the example is in the file");
+    let uncommented = format!("{text}\n{example}");
+    let c = ServiceCatalog::from_toml_str(&uncommented, "services.toml")
+        .unwrap_or_else(|e| panic!("{e}\n{example}"));
+    let p = c.probe("example.com").expect("the example's probe target");
+    assert_eq!((&*p.team, p.latency_threshold_ms), ("network", 150.0));
+}
+
 /// The README shows the datafusion-cli session from `docs/lake-queries.sql`, which a
 /// telltale-lake test runs; this keeps the two from drifting apart.
 #[test]
