@@ -1,11 +1,14 @@
 //! The compose stack (`docker-compose.yml`, `Dockerfile`, `.env.example`) as Compose itself
 //! reads it: `docker-compose config` (Debian's docker-compose v1, `apt-get install
 //! docker-compose`; `./tests/run.sh` installs it) must accept the file with `.env.example`
-//! as its environment, and the resolved configuration must hold the four services, a
+//! as its environment, and the resolved configuration must hold the five services, a
 //! healthcheck on each, `service_healthy` dependencies and pinned image tags. The
-//! Dockerfile must build in stages and run as a non-root user.
+//! Dockerfile must build in stages and run as a non-root user. The real-probe service
+//! (`telltale-probe`) runs as non-root with `NET_RAW` as its only capability, probes
+//! `PROBE_TARGET` from `.env` into the processor, and skips a GeoIP file that is not
+//! there; the image's binary carries the file capability it needs for that.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_norway::Value;
@@ -31,20 +34,32 @@ fn docker_compose() -> PathBuf {
         })
 }
 
-/// `docker-compose config` of the stack with `.env.example`, parsed.
-fn resolved_config() -> Value {
+/// `docker-compose config` of the stack with `env_file` as its `.env`.
+fn compose_config(env_file: &Path) -> std::process::Output {
     let root = repo_root();
-    let out = Command::new(docker_compose())
-        .current_dir(&root)
+    let mut cmd = Command::new(docker_compose());
+    cmd.current_dir(&root)
         .env_remove("COMPOSE_FILE")
-        .env_remove("COMPOSE_PROJECT_NAME")
-        .arg("--env-file")
-        .arg(root.join(".env.example"))
+        .env_remove("COMPOSE_PROJECT_NAME");
+    // The shell's environment wins over the env file in Compose: keep it out.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("PROBE_") || key.starts_with("GEOIP_") || key.starts_with("SIM_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.arg("--env-file")
+        .arg(env_file)
         .arg("-f")
         .arg(root.join("docker-compose.yml"))
         .arg("config")
         .output()
-        .expect("running docker-compose");
+        .expect("running docker-compose")
+}
+
+/// `docker-compose config` of the stack with `env_file`, parsed.
+fn resolved_config_with(env_file: &Path) -> Value {
+    let out = compose_config(env_file);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -56,16 +71,52 @@ fn resolved_config() -> Value {
         .unwrap_or_else(|e| panic!("docker-compose config printed no YAML ({e}):\n{stdout}"))
 }
 
+/// `docker-compose config` of the stack with `.env.example`, parsed.
+fn resolved_config() -> Value {
+    resolved_config_with(&repo_root().join(".env.example"))
+}
+
+/// `.env.example` with `key`'s line replaced by `key=value` (or removed for `None`), in
+/// a file of its own.
+fn env_file_with(key: &str, value: Option<&str>) -> tempfile::NamedTempFile {
+    let example = std::fs::read_to_string(repo_root().join(".env.example")).unwrap();
+    let prefix = format!("{key}=");
+    assert!(
+        example.lines().any(|l| l.starts_with(&prefix)),
+        ".env.example sets {key}"
+    );
+    let mut text: String = example
+        .lines()
+        .filter(|l| !l.starts_with(&prefix))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if let Some(v) = value {
+        text.push_str(&format!("{key}={v}\n"));
+    }
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    file
+}
+
+fn strings<'a>(v: &'a Value, what: &str) -> Vec<&'a str> {
+    v.as_sequence()
+        .unwrap_or_else(|| panic!("{what} is not a list: {v:?}"))
+        .iter()
+        .map(|c| str_of(c, what))
+        .collect()
+}
+
 fn str_of<'a>(v: &'a Value, what: &str) -> &'a str {
     v.as_str()
         .unwrap_or_else(|| panic!("{what} is not a string: {v:?}"))
 }
 
-const SERVICES: [&str; 4] = [
+const SERVICES: [&str; 5] = [
     "influxdb2",
     "grafana",
     "telltale-processor",
     "telltale-simulator",
+    "telltale-probe",
 ];
 
 #[test]
@@ -76,7 +127,7 @@ fn compose_file_is_valid_and_complete() {
     names.sort_unstable();
     let mut expected = SERVICES.to_vec();
     expected.sort_unstable();
-    assert_eq!(names, expected, "the four services, nothing else");
+    assert_eq!(names, expected, "the five services, nothing else");
 
     for name in SERVICES {
         let s = &cfg["services"][name];
@@ -121,6 +172,7 @@ fn compose_file_is_valid_and_complete() {
         ("grafana", "influxdb2"),
         ("telltale-processor", "influxdb2"),
         ("telltale-simulator", "telltale-processor"),
+        ("telltale-probe", "telltale-processor"),
     ] {
         assert_eq!(
             cfg["services"][service]["depends_on"][on]["condition"].as_str(),
@@ -296,6 +348,250 @@ fn dockerfile_is_multi_stage_and_runs_as_non_root() {
     assert!(
         runtime.contains("COPY --from=builder"),
         "the runtime takes only the binary from the builder"
+    );
+}
+
+/// The image's `telltale` has the file capability `cap_net_raw+p` (permitted, not
+/// effective: the binary raises it, and it still starts without NET_RAW), set in the
+/// runtime stage (a COPY from the builder may drop the xattr) while still root, with
+/// setcap's package gone again.
+#[test]
+fn dockerfile_gives_the_binary_cap_net_raw() {
+    let text = std::fs::read_to_string(repo_root().join("Dockerfile")).unwrap();
+    // Instructions of the runtime stage, continuation lines joined, comments dropped.
+    let runtime = text.split("FROM debian:bookworm-slim").nth(1).unwrap();
+    let joined = runtime
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("\\\n", " ");
+    let instructions: Vec<&str> = joined.lines().map(str::trim).collect();
+    let setcap = instructions
+        .iter()
+        .position(|l| {
+            l.starts_with("RUN ")
+                && l.split("&&").any(|c| {
+                    c.split_whitespace().collect::<Vec<_>>()
+                        == ["setcap", "cap_net_raw+p", "/usr/local/bin/telltale"]
+                })
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the runtime stage runs `setcap cap_net_raw+p /usr/local/bin/telltale`:\n{joined}"
+            )
+        });
+    let run = instructions[setcap];
+    assert!(
+        run.contains("apt-get install") && run.contains("libcap2-bin"),
+        "setcap comes from libcap2-bin, installed in the same step: {run}"
+    );
+    assert!(
+        run.contains("apt-get purge") && run.contains("rm -rf /var/lib/apt/lists"),
+        "libcap2-bin and the package lists are removed in the same step: {run}"
+    );
+    let user = instructions
+        .iter()
+        .rposition(|l| l.starts_with("USER "))
+        .expect("a USER");
+    assert!(setcap < user, "setcap runs as root, before USER");
+    // No later step replaces the binary (which would drop the capability).
+    for later in &instructions[setcap + 1..] {
+        assert!(
+            !(later.starts_with("COPY") || later.starts_with("ADD"))
+                || !later.contains("/usr/local/bin/telltale "),
+            "{later} replaces the binary after setcap"
+        );
+    }
+}
+
+/// The real-probe service: `telltale probe` in the same image, as uid 10001 with every
+/// capability dropped but NET_RAW, sending to the processor's `/v1/events`; the targets
+/// from `.env`; GeoIP files from a read-only host folder.
+#[test]
+fn the_probe_service_probes_env_targets_as_non_root_with_only_net_raw() {
+    let cfg = resolved_config();
+    let probe = &cfg["services"]["telltale-probe"];
+    assert!(probe.is_mapping(), "a telltale-probe service: {cfg:?}");
+    assert_eq!(str_of(&probe["image"], "image"), "telltale:local");
+    assert!(!probe["build"].is_null(), "built from the Dockerfile");
+    assert_eq!(
+        probe["restart"].as_str(),
+        Some("unless-stopped"),
+        "{probe:?}"
+    );
+
+    // Non-root: a numeric uid:gid that is not 0.
+    let user = str_of(&probe["user"], "user");
+    assert_eq!(user, "10001:10001", "the image's non-root user");
+    // Capabilities: all dropped, NET_RAW (and nothing else) added; no way around it.
+    assert_eq!(strings(&probe["cap_drop"], "cap_drop"), ["ALL"]);
+    assert_eq!(strings(&probe["cap_add"], "cap_add"), ["NET_RAW"]);
+    assert_ne!(probe["privileged"], Value::Bool(true), "not privileged");
+    assert!(
+        probe["network_mode"].is_null(),
+        "on the compose network, where telltale-processor resolves"
+    );
+    let security = serde_norway::to_string(&probe["security_opt"]).unwrap();
+    assert!(
+        !security.contains("no-new-privileges"),
+        "no-new-privileges would ignore the binary's file capability: {security}"
+    );
+
+    // `telltale probe`, output to the processor's ingest.
+    let command = strings(&probe["command"], "command");
+    assert_eq!(command[0], "probe", "{command:?}");
+    let output = command
+        .iter()
+        .position(|c| *c == "--output")
+        .map(|i| command[i + 1])
+        .unwrap_or_else(|| panic!("--output in {command:?}"));
+    let listen = strings(&cfg["services"]["telltale-processor"]["command"], "command");
+    let port = listen.last().unwrap().rsplit(':').next().unwrap();
+    assert_eq!(
+        output,
+        format!("http://telltale-processor:{port}/v1/events"),
+        "the processor's ingest over the compose network"
+    );
+    // The entrypoint wraps the image's own: it ends by running `telltale` with the command.
+    let entrypoint = strings(&probe["entrypoint"], "entrypoint");
+    assert!(
+        entrypoint.last() == Some(&"telltale")
+            && entrypoint[..entrypoint.len() - 1]
+                .iter()
+                .any(|p| p.contains("exec telltale \"$$@\"")),
+        "{entrypoint:?}"
+    );
+
+    let env = &probe["environment"];
+    let example = std::fs::read_to_string(repo_root().join(".env.example")).unwrap();
+    let example_target = example
+        .lines()
+        .find_map(|l| l.strip_prefix("PROBE_TARGET="))
+        .expect(".env.example sets PROBE_TARGET");
+    assert_eq!(env["PROBE_TARGET"].as_str(), Some(example_target));
+    for key in ["PROBE_AGENT", "PROBE_INTERVAL"] {
+        let from_example = example
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!(".env.example sets {key}"));
+        assert_eq!(env[key].as_str(), Some(from_example), "{key} from .env");
+    }
+
+    // The GeoIP folder, read-only, and the CLI's variables pointing into it.
+    let volumes = strings(&probe["volumes"], "volumes");
+    assert!(
+        volumes.iter().any(|v| v.ends_with("/geoip:/geoip:ro")),
+        "./geoip mounted read-only at /geoip: {volumes:?}"
+    );
+    assert_eq!(
+        env["GEOIP_CITY_DB"].as_str(),
+        Some("/geoip/GeoLite2-City.mmdb")
+    );
+    assert_eq!(
+        env["GEOIP_ASN_DB"].as_str(),
+        Some("/geoip/GeoLite2-ASN.mmdb")
+    );
+    assert!(
+        repo_root().join("geoip/README.md").is_file(),
+        "the geoip folder is in the repository (else Docker creates it, owned by root)"
+    );
+
+    // The simulator's made-up probes use a target of their own.
+    let sim_target = &cfg["services"]["telltale-simulator"]["environment"]["PROBE_TARGET"];
+    assert_ne!(
+        sim_target, &env["PROBE_TARGET"],
+        "simulated and real probes never share a target"
+    );
+}
+
+/// `PROBE_TARGET` comes from `.env`: one target or several, and compose refuses to start
+/// without it.
+#[test]
+fn probe_target_comes_from_env() {
+    let targets = "api.example.net,10.0.0.7";
+    let file = env_file_with("PROBE_TARGET", Some(targets));
+    let cfg = resolved_config_with(file.path());
+    assert_eq!(
+        cfg["services"]["telltale-probe"]["environment"]["PROBE_TARGET"].as_str(),
+        Some(targets)
+    );
+    assert_eq!(
+        cfg["services"]["telltale-simulator"]["environment"]["PROBE_TARGET"].as_str(),
+        Some("simulated.example"),
+        "the simulator does not take the real targets"
+    );
+
+    let file = env_file_with("PROBE_TARGET", None);
+    let out = compose_config(file.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("PROBE_TARGET"),
+        "without PROBE_TARGET compose says to set it: {stderr}"
+    );
+}
+
+/// The probe service's entrypoint, run here with a stand-in `telltale` that prints what
+/// it was given: a GeoIP file that is there is passed on, one that is not is left out
+/// (the CLI would fail on it), and the command reaches `telltale` unchanged.
+#[test]
+fn the_probe_entrypoint_leaves_out_missing_geoip_files() {
+    let cfg = resolved_config();
+    let probe = &cfg["services"]["telltale-probe"];
+    let entrypoint = strings(&probe["entrypoint"], "entrypoint");
+    assert_eq!(&entrypoint[..2], ["bash", "-c"], "{entrypoint:?}");
+    // `$$` in the compose file is a `$` in the container.
+    let script = entrypoint[2].replace("$$", "$");
+    let rest = &entrypoint[3..];
+
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let fake = bin.join("telltale");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho \"city=${GEOIP_CITY_DB-unset} asn=${GEOIP_ASN_DB-unset} args=$*\"\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let city = dir.path().join("GeoLite2-City.mmdb");
+    std::fs::write(&city, "a database").unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .args(rest)
+        .args([
+            "probe",
+            "--output",
+            "http://telltale-processor:8080/v1/events",
+        ])
+        .env("PATH", path)
+        .env("GEOIP_CITY_DB", &city)
+        .env("GEOIP_ASN_DB", dir.path().join("GeoLite2-ASN.mmdb"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        format!(
+            "city={} asn=unset args=probe --output http://telltale-processor:8080/v1/events",
+            city.display()
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("GeoLite2-ASN.mmdb"),
+        "the missing file is named: {stderr}"
     );
 }
 
