@@ -14,9 +14,10 @@
 //! probe. Rounds start 3 s apart and take well under one, and the probe lines themselves
 //! are checked for that sequence before anything else. Two hand-written probe lines join
 //! them (another agent to the same target, with a hop that did not answer; the same agent
-//! to another target), so the variables have more than one value and the `$agent` and
-//! `$target` filters have something to leave out. The lines go through the real
-//! `telltale process --input FILE` (`INFLUX_API=v1`) into Debian's `influxd`.
+//! to another target; a third agent to that other target only), so the variables have
+//! more than one value and the `$agent` and `$target` filters have something to leave
+//! out. The lines go through the real `telltale process --input FILE` (`INFLUX_API=v1`)
+//! into Debian's `influxd`.
 //!
 //! Grafana is not run (it cannot be installed here); what it does with the answers is
 //! done here as its code does, and only as far as this dashboard uses it: the InfluxQL
@@ -49,9 +50,11 @@ use crate::support::{BIN, ChildGuard, describe, repo_root};
 const DB: &str = "telltale";
 const NET: u8 = 213;
 const AGENT: &str = "lab-213";
-/// The hand-written probes: another agent to the same target, the same agent elsewhere.
+/// The hand-written probes: another agent to the same target, the same agent elsewhere,
+/// and an agent that probes only elsewhere.
 const OTHER_AGENT: &str = "lab-other";
 const OTHER_TARGET: &str = "elsewhere.example";
+const ELSEWHERE_AGENT: &str = "lab-elsewhere";
 const INTERVAL: &str = "1s";
 
 // --- Grafana's side, as far as this dashboard uses it --------------------------------
@@ -360,8 +363,14 @@ impl Graph {
             graph.into_iter().partition(|f| f.has("source"));
         let nodes = nodes.first().expect("a nodes frame (no `source` field)");
         let edges = edges.first().expect("an edges frame (a `source` field)");
-        // JavaScript object keys: every id is a string.
-        let key = |v: &Value| js_string(v).as_str().map(str::to_owned).unwrap_or_default();
+        // Grafana looks nodes up by JavaScript object key (any id reads as a string) but
+        // highlights what hovering a node connects with `edge.source === node.id`: ids,
+        // sources and targets must all be strings.
+        let key = |v: &Value| {
+            v.as_str()
+                .unwrap_or_else(|| panic!("node graph ids must be strings: {v}"))
+                .to_owned()
+        };
         let ids: Vec<String> = nodes.values("id").iter().map(key).collect();
         let titles = nodes.strings("title");
         assert_eq!(edges.values("id").len(), edges.len(), "edges need an id");
@@ -387,12 +396,15 @@ impl Graph {
         &self.nodes.iter().find(|(i, _)| i == id).unwrap().1
     }
 
-    /// The edges as `title → title`.
+    /// The edges as `title → title`, sorted (a graph's edges have no order).
     fn links(&self) -> Vec<(String, String)> {
-        self.edges
+        let mut links: Vec<(String, String)> = self
+            .edges
             .iter()
             .map(|(s, t)| (self.title(s).to_owned(), self.title(t).to_owned()))
-            .collect()
+            .collect();
+        links.sort();
+        links
     }
 }
 
@@ -585,14 +597,19 @@ fn probe_with_a_route_and_dns_change(net: &Path3, target: &str, dbs: (&Path, &Pa
     lines
 }
 
-/// A probe line like `like` (its timestamp), from `agent` to `target` over `hops`:
-/// `(address or None, loss %, rtt ms, (lat, lon) or None)`.
-fn hand_written(
-    like: &Value,
-    agent: &str,
-    target: &str,
-    hops: &[(Option<&str>, f64, f64, Option<(f64, f64)>)],
-) -> Value {
+/// A probe line's timestamp, epoch milliseconds.
+fn line_ms(line: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(line["timestamp"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis()
+}
+
+/// A hop of a hand-written probe: address (None: did not answer), loss %, RTT ms,
+/// location.
+type Hop<'a> = (Option<&'a str>, f64, f64, Option<(f64, f64)>);
+
+/// A probe line at `at_ms` from `agent` to `target` over `hops`.
+fn hand_written(at_ms: i64, agent: &str, target: &str, hops: &[Hop]) -> Value {
     let hops: Vec<Value> = hops
         .iter()
         .enumerate()
@@ -613,7 +630,7 @@ fn hand_written(
         .collect();
     let last = hops.last().unwrap();
     json!({
-        "kind": "probe", "timestamp": like["timestamp"], "agent": agent, "target": target,
+        "kind": "probe", "timestamp": at_ms, "agent": agent, "target": target,
         "protocol": "icmp", "hop_count": hops.len(), "loss_pct": last["loss_pct"],
         "rtt_ms": last["rtt_ms"], "rtt_median_ms": last["rtt_ms"], "rtt_p95_ms": last["worst_ms"],
         "sent": 10, "received": last["received"], "hops": hops,
@@ -664,19 +681,28 @@ async fn network_path_dashboard_shows_the_probed_path() {
     drop(net);
 
     // The hand-written lines, and everything through `telltale process` into InfluxDB.
-    let other_agent = hand_written(
-        &lines[1],
-        OTHER_AGENT,
-        &target,
-        &[
-            (Some("192.0.2.1"), 0.0, 3.0, Some((48.8566, 2.3522))),
-            (None, 100.0, 0.0, None),
-            (Some("198.51.100.3"), 0.0, 20.0, Some((40.4168, -3.7038))),
-            (Some("203.0.113.4"), 0.0, 30.0, Some((38.7223, -9.1393))),
-        ],
-    );
-    let other_target = hand_written(
-        &lines[1],
+    // The other agent's path has 11 hops, so TTL 10 and 11 sort after 9 only as numbers
+    // (InfluxDB orders the GROUP BY "ttl" series as text), and its second hop is silent.
+    let far: Vec<String> = (3..=11).map(|i| format!("198.51.100.{i}")).collect();
+    let mut far_path: Vec<Hop> = vec![
+        (Some("192.0.2.1"), 0.0, 3.0, Some((48.8566, 2.3522))),
+        (None, 100.0, 0.0, None),
+    ];
+    for (i, addr) in far.iter().enumerate() {
+        let step = i as f64;
+        far_path.push((
+            Some(addr),
+            0.0,
+            10.0 + step,
+            Some((40.0 - step, -3.0 - step)),
+        ));
+    }
+    let other_agent = hand_written(line_ms(&lines[1]), OTHER_AGENT, &target, &far_path);
+    // The real agent to another target after its last real probe, with a route and a DNS
+    // change of its own: later than anything of `$target`, so a query without that filter
+    // shows it.
+    let mut other_target = hand_written(
+        line_ms(&lines[2]) + 1_000,
         AGENT,
         OTHER_TARGET,
         &[
@@ -684,9 +710,22 @@ async fn network_path_dashboard_shows_the_probed_path() {
             (Some("192.0.2.9"), 50.0, 90.0, None),
         ],
     );
+    other_target["previous_route_hash"] = json!("00000000000000aa");
+    other_target["resolved_addr"] = json!("192.0.2.9");
+    other_target["previous_resolved_addr"] = json!("192.0.2.8");
+    // An agent that probes only the other target: not among `$agent`'s values.
+    let elsewhere = hand_written(
+        line_ms(&lines[1]),
+        ELSEWHERE_AGENT,
+        OTHER_TARGET,
+        &[(Some("192.0.2.77"), 0.0, 5.0, None)],
+    );
     let input = tmp.path().join("probes.ndjson");
     let mut text = String::new();
-    for l in lines.iter().chain([&other_agent, &other_target]) {
+    for l in lines
+        .iter()
+        .chain([&other_agent, &other_target, &elsewhere])
+    {
         text += &format!("{l}\n");
     }
     std::fs::write(&input, text).unwrap();
@@ -938,27 +977,31 @@ async fn network_path_dashboard_shows_the_probed_path() {
     expected.sort();
     assert_eq!(texts, expected, "both changes in the table");
 
-    // --- the other agent: four hops, the second silent; the map leaves it out
+    // --- the other agent: eleven hops in TTL order, the second silent; the map leaves
+    // it out
     let route = one_frame(panel(&others, "Route (last probe in the time range)"));
+    let ttls: Vec<f64> = (1..=11).map(f64::from).collect();
+    assert_eq!(route.numbers("TTL"), ttls, "TTL order, as numbers");
+    let mut path: Vec<String> = vec!["192.0.2.1".into(), "*".into()];
+    path.extend(far.iter().cloned());
+    assert_eq!(route.strings("Address"), path);
+    assert_eq!(route.numbers("Loss %")[..3], [0.0, 100.0, 0.0]);
     assert_eq!(
-        route.strings("Address"),
-        ["192.0.2.1", "*", "198.51.100.3", "203.0.113.4"]
+        col(&panel(&others, "Hop count").series["A"], "hops"),
+        [11.0]
     );
-    assert_eq!(route.numbers("Loss %"), [0.0, 100.0, 0.0, 0.0]);
-    assert_eq!(col(&panel(&others, "Hop count").series["A"], "hops"), [4.0]);
     let graph = Graph::of(&panel(&others, "Path graph").frames);
-    assert_eq!(
-        graph.links(),
-        [
-            ("192.0.2.1".into(), "*".into()),
-            ("*".into(), "198.51.100.3".into()),
-            ("198.51.100.3".into(), "203.0.113.4".into())
-        ]
-    );
+    let mut links: Vec<(String, String)> = path
+        .windows(2)
+        .map(|w| (w[0].clone(), w[1].clone()))
+        .collect();
+    links.sort();
+    assert_eq!(graph.links(), links, "TTL 1 → 2 → … → 11");
     let map = one_frame(panel(&others, "Hop locations"));
+    let located: Vec<String> = path.iter().filter(|a| *a != "*").cloned().collect();
     assert_eq!(
         map.strings("addr"),
-        ["192.0.2.1", "198.51.100.3", "203.0.113.4"],
-        "a hop without a location is not on the route line"
+        located,
+        "in TTL order, and a hop without a location is not on the route line"
     );
 }
