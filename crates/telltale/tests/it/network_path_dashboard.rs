@@ -30,7 +30,8 @@
 //! transformation this emulation does not know fails the test.
 //!
 //! Macros: `$timeFilter` is the minute around the probes, `$__interval` `1s` (rounds are
-//! 3 s apart, so one probe per interval), `$target` and `$agent` the values chosen (first
+//! 3 s apart, so one probe per interval, as Grafana's 10 s minimum interval gives with the
+//! default 30 s between probes), `$target` and `$agent` the values chosen (first
 //! the real probes', then the other agent's). With `TELLTALE_NETWORK_PATH_DUMP=FILE` the
 //! test writes every panel's data (after the transformations), the annotations and the
 //! variables to FILE, which `tests/tools/render_network_path.py` draws.
@@ -44,6 +45,7 @@ use serde_json::{Value, json};
 use telltale_influx::testing::Server;
 
 use crate::grafana_queries::{Series, process, series_of};
+use crate::probe::addrs;
 use crate::support::netns::Path3;
 use crate::support::{BIN, ChildGuard, describe, repo_root};
 
@@ -545,15 +547,6 @@ fn panels_json(panels: &BTreeMap<String, PanelData>) -> Value {
 
 // --- the probes ---------------------------------------------------------------------------
 
-fn addrs(line: &Value) -> Vec<&str> {
-    line["hops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["addr"].as_str().unwrap_or("*"))
-        .collect()
-}
-
 /// Three rounds of `telltale probe` in the client's namespace; after the first round's
 /// line, the target's name and r1's route move from the r3 side to the r2 side.
 fn probe_with_a_route_and_dns_change(net: &Path3, target: &str, dbs: (&Path, &Path)) -> Vec<Value> {
@@ -563,25 +556,18 @@ fn probe_with_a_route_and_dns_change(net: &Path3, target: &str, dbs: (&Path, &Pa
             cmd.env_remove(k);
         }
     }
-    cmd.args([
-        "netns",
-        "exec",
-        &net.ns("c"),
-        BIN,
-        "probe",
-        "--target",
-        target,
-    ])
-    .args(["--count", "3", "--echoes", "3", "--echo-interval", "20ms"])
-    // Rounds start 3 s apart and each takes well under one: the switch below lands
-    // between the first round's line and the second round's start (checked after).
-    .args(["--interval", "3s", "--agent", AGENT, "--geoip-city"])
-    .arg(dbs.0)
-    .arg("--geoip-asn")
-    .arg(dbs.1)
-    .env("TELLTALE_LOG", "warn")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let client = net.ns("c");
+    cmd.args(["netns", "exec", &client, BIN, "probe", "--target", target])
+        .args(["--count", "3", "--echoes", "3", "--echo-interval", "20ms"])
+        // Rounds start 3 s apart and each takes well under one: the switch below lands
+        // between the first round's line and the second round's start (checked after).
+        .args(["--interval", "3s", "--agent", AGENT, "--geoip-city"])
+        .arg(dbs.0)
+        .arg("--geoip-asn")
+        .arg(dbs.1)
+        .env("TELLTALE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = ChildGuard::spawn(&mut cmd);
     let stdout = child.stdout.take().unwrap();
     let mut lines: Vec<Value> = Vec::new();

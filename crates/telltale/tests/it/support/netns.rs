@@ -155,28 +155,17 @@ impl Path3 {
     /// r1 sends traffic to the server through r3 instead of r2: the route changes at
     /// TTL 2.
     pub fn switch_to_r3(&self) {
-        ip(&[
-            "-n",
-            &self.ns("r1"),
-            "route",
-            "replace",
-            "default",
-            "via",
-            &self.addr(4, 3),
-        ]);
+        self.r1_default_via(&self.addr(4, 3));
     }
 
     /// r1 sends traffic to the server through r2 again (the route [`Self::build`] sets).
     pub fn switch_to_r2(&self) {
-        ip(&[
-            "-n",
-            &self.ns("r1"),
-            "route",
-            "replace",
-            "default",
-            "via",
-            &self.addr(2, 2),
-        ]);
+        self.r1_default_via(&self.addr(2, 2));
+    }
+
+    fn r1_default_via(&self, next_hop: &str) {
+        let r1 = self.ns("r1");
+        ip(&["-n", &r1, "route", "replace", "default", "via", next_hop]);
     }
 
     /// Names for every address, as the client resolves them: `r1.<net>.test`, … and
