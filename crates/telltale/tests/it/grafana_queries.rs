@@ -18,6 +18,10 @@
 //! samples, which are seconds apart), `$__interval_ms` its milliseconds and `$service` the
 //! incident's service. In the alert rules, `$$` is first read as `$`, as Grafana's
 //! provisioning does.
+//!
+//! The network path dashboard reads probes, which this data has none of: its queries run
+//! against real `telltale probe` output in `network_path_dashboard`; here it only goes
+//! through the checks every dashboard does (data source, `$timeFilter`, `$__interval`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -157,8 +161,9 @@ fn generate(path: &Path) -> Generated {
     }
 }
 
-/// Runs `telltale process --input FILE` with the InfluxDB sink on `influx`.
-fn process(input: &Path, data_dir: &Path, services: &Path, influx: &str) {
+/// Runs `telltale process --input FILE` with the InfluxDB sink on `influx` (InfluxDB 1.x
+/// API, database `telltale`); also what `network_path_dashboard` feeds its probes through.
+pub(crate) fn process(input: &Path, data_dir: &Path, services: &Path, influx: &str) {
     let mut cmd = telltale();
     for (k, _) in std::env::vars() {
         if k.starts_with("INFLUX_") || k.starts_with("TELLTALE_") || k == "ALERTMANAGER_URL" {
@@ -207,20 +212,21 @@ fn process(input: &Path, data_dir: &Path, services: &Path, influx: &str) {
 
 // --- query results ----------------------------------------------------------------------
 
+/// One series of an InfluxQL result.
 #[derive(Debug, Clone)]
-struct Series {
-    tags: BTreeMap<String, String>,
-    columns: Vec<String>,
-    values: Vec<Vec<Value>>,
+pub(crate) struct Series {
+    pub(crate) tags: BTreeMap<String, String>,
+    pub(crate) columns: Vec<String>,
+    pub(crate) values: Vec<Vec<Value>>,
 }
 
 impl Series {
-    fn tag(&self, k: &str) -> &str {
+    pub(crate) fn tag(&self, k: &str) -> &str {
         self.tags.get(k).map_or("", String::as_str)
     }
 
     /// `(time ms, value)` of a column, nulls left out.
-    fn points(&self, column: &str) -> Vec<(i64, f64)> {
+    pub(crate) fn points(&self, column: &str) -> Vec<(i64, f64)> {
         let i = self
             .columns
             .iter()
@@ -232,7 +238,7 @@ impl Series {
             .collect()
     }
 
-    fn strings(&self, column: &str) -> Vec<String> {
+    pub(crate) fn strings(&self, column: &str) -> Vec<String> {
         let i = self.columns.iter().position(|c| c == column).unwrap();
         self.values
             .iter()
@@ -249,7 +255,8 @@ impl Series {
     }
 }
 
-fn series_of(v: &Value) -> Vec<Series> {
+/// The series of the first statement's result (which must not be an error).
+pub(crate) fn series_of(v: &Value) -> Vec<Series> {
     let result = &v["results"][0];
     assert!(result.get("error").is_none(), "query error: {result}");
     result["series"]
@@ -303,7 +310,8 @@ struct Query {
     text: String,
 }
 
-fn dashboard_queries() -> Vec<Query> {
+/// The dashboards `grafana/provisioning/dashboards/telltale.yaml` loads, sorted.
+fn dashboard_files() -> Vec<PathBuf> {
     let dir = repo_root().join("grafana/dashboards");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
@@ -311,46 +319,84 @@ fn dashboard_queries() -> Vec<Query> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 3, "three dashboards in {}", dir.display());
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            NETWORK_PATH,
+            "pipeline-health.json",
+            "service-detail.json",
+            "slo-overview.json"
+        ],
+        "the dashboards in {}",
+        dir.display()
+    );
+    files
+}
+
+/// The network path dashboard reads probes, which the incident here has none of: its
+/// queries run against real probe output in `network_path_dashboard`.
+const NETWORK_PATH: &str = "network-path.json";
+
+/// Every query of every dashboard.
+fn all_dashboard_queries() -> Vec<Query> {
+    dashboard_files()
+        .iter()
+        .flat_map(|f| queries_of(f))
+        .collect()
+}
+
+/// The queries of the dashboards this test's incident data is for.
+fn dashboard_queries() -> Vec<Query> {
+    dashboard_files()
+        .iter()
+        .filter(|f| !f.ends_with(NETWORK_PATH))
+        .flat_map(|f| queries_of(f))
+        .collect()
+}
+
+/// The panel, annotation and variable queries of one dashboard file.
+fn queries_of(file: &Path) -> Vec<Query> {
     let mut out = Vec::new();
-    for file in files {
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let d: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let mut panels: Vec<&Value> = Vec::new();
-        for p in d["panels"].as_array().unwrap() {
-            panels.push(p);
-            panels.extend(p["panels"].as_array().into_iter().flatten());
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    let d: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut panels: Vec<&Value> = Vec::new();
+    for p in d["panels"].as_array().unwrap() {
+        panels.push(p);
+        panels.extend(p["panels"].as_array().into_iter().flatten());
+    }
+    for p in panels {
+        let title = p["title"].as_str().unwrap_or_default();
+        for t in p["targets"].as_array().into_iter().flatten() {
+            assert_eq!(t["rawQuery"], true, "{name} / {title}: raw InfluxQL");
+            assert_eq!(
+                t["datasource"]["uid"], "telltale-influxdb",
+                "{name} / {title}: the provisioned data source"
+            );
+            out.push(Query {
+                origin: format!("{name} / {title} / {}", t["refId"].as_str().unwrap()),
+                text: t["query"].as_str().unwrap().to_owned(),
+            });
         }
-        for p in panels {
-            let title = p["title"].as_str().unwrap_or_default();
-            for t in p["targets"].as_array().into_iter().flatten() {
-                assert_eq!(t["rawQuery"], true, "{name} / {title}: raw InfluxQL");
-                assert_eq!(
-                    t["datasource"]["uid"], "telltale-influxdb",
-                    "{name} / {title}: the provisioned data source"
-                );
-                out.push(Query {
-                    origin: format!("{name} / {title} / {}", t["refId"].as_str().unwrap()),
-                    text: t["query"].as_str().unwrap().to_owned(),
-                });
-            }
+    }
+    for a in d["annotations"]["list"].as_array().into_iter().flatten() {
+        if let Some(q) = a["query"].as_str() {
+            out.push(Query {
+                origin: format!("{name} / annotation {}", a["name"].as_str().unwrap()),
+                text: q.to_owned(),
+            });
         }
-        for a in d["annotations"]["list"].as_array().into_iter().flatten() {
-            if let Some(q) = a["query"].as_str() {
-                out.push(Query {
-                    origin: format!("{name} / annotation {}", a["name"].as_str().unwrap()),
-                    text: q.to_owned(),
-                });
-            }
-        }
-        for v in d["templating"]["list"].as_array().into_iter().flatten() {
-            if let Some(q) = v["query"].as_str() {
-                out.push(Query {
-                    origin: format!("{name} / variable {}", v["name"].as_str().unwrap()),
-                    text: q.to_owned(),
-                });
-            }
+    }
+    for v in d["templating"]["list"].as_array().into_iter().flatten() {
+        if let Some(q) = v["query"].as_str() {
+            out.push(Query {
+                origin: format!("{name} / variable {}", v["name"].as_str().unwrap()),
+                text: q.to_owned(),
+            });
         }
     }
     out
@@ -866,7 +912,7 @@ fn dashboards_and_rules_use_the_provisioned_datasource() {
         d["secureJsonData"]["httpHeaderValue1"],
         "Token ${INFLUX_TOKEN}"
     );
-    let queries = dashboard_queries();
+    let queries = all_dashboard_queries();
     assert!(queries.len() >= 20, "{} queries", queries.len());
     for q in &queries {
         let uses_time = q.text.contains("$timeFilter");

@@ -17,6 +17,7 @@ mod disk;
 mod fsync;
 mod grafana_queries;
 mod loadtest;
+mod network_path_dashboard;
 mod overload;
 mod probe;
 mod shutdown;

@@ -25,7 +25,8 @@ fn probe_from(net: &Path3, args: &[&str]) -> (Vec<serde_json::Value>, String) {
     (lines, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-fn addrs(line: &serde_json::Value) -> Vec<&str> {
+/// The hop addresses of a probe line in TTL order, `*` for a hop that did not answer.
+pub(crate) fn addrs(line: &serde_json::Value) -> Vec<&str> {
     line["hops"]
         .as_array()
         .unwrap()

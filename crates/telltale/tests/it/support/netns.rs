@@ -155,32 +155,37 @@ impl Path3 {
     /// r1 sends traffic to the server through r3 instead of r2: the route changes at
     /// TTL 2.
     pub fn switch_to_r3(&self) {
-        ip(&[
-            "-n",
-            &self.ns("r1"),
-            "route",
-            "replace",
-            "default",
-            "via",
-            &self.addr(4, 3),
-        ]);
+        self.r1_default_via(&self.addr(4, 3));
+    }
+
+    /// r1 sends traffic to the server through r2 again (the route [`Self::build`] sets).
+    pub fn switch_to_r2(&self) {
+        self.r1_default_via(&self.addr(2, 2));
+    }
+
+    fn r1_default_via(&self, next_hop: &str) {
+        let r1 = self.ns("r1");
+        ip(&["-n", &r1, "route", "replace", "default", "via", next_hop]);
     }
 
     /// Names for every address, as the client resolves them: `r1.<net>.test`, … and
     /// `server.<net>.test`.
     pub fn name_hosts(&self) {
+        self.name_server_at(&self.addr(3, 2));
+    }
+
+    /// As [`Self::name_hosts`], with `server.<net>.test` at `server` (one of the server's
+    /// addresses: its DNS record changed). The hosts file is rewritten in place, so a
+    /// `telltale probe` already running in the client's namespace resolves the new
+    /// address at its next probe.
+    pub fn name_server_at(&self, server: &str) {
         let dir = self.etc_dir();
         std::fs::create_dir_all(&dir).unwrap();
         let mut hosts = String::from("127.0.0.1 localhost\n");
-        for (subnet, host, name) in [
-            (1, 1, "r1"),
-            (2, 2, "r2"),
-            (4, 3, "r3"),
-            (3, 2, "server"),
-            (1, 2, "client"),
-        ] {
+        for (subnet, host, name) in [(1, 1, "r1"), (2, 2, "r2"), (4, 3, "r3"), (1, 2, "client")] {
             hosts += &format!("{} {name}.{}.test\n", self.addr(subnet, host), self.net);
         }
+        hosts += &format!("{server} server.{}.test\n", self.net);
         std::fs::write(dir.join("hosts"), hosts).unwrap();
     }
 
