@@ -93,7 +93,8 @@ pub struct ProbeHop {
     pub loss_pct: f64,
     /// What kind of address `addr` is: `public`, `private`, `loopback`, `link_local`,
     /// `shared` (carrier-grade NAT), `documentation`, `multicast` or `unspecified`.
-    /// Only `public` addresses are geolocated.
+    /// Every address is looked up in the geolocation databases (a company's own `.mmdb`
+    /// may map its private ranges); private ones have no location in a public one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// Autonomous system number of `addr`, from an ASN database.

@@ -70,18 +70,27 @@ fn count(n: usize) -> Option<u32> {
 /// answered. In a round whose destination answer was lost the tracer goes on to higher
 /// TTLs; those are not hops. Without any answer from the target, every TTL up to the last
 /// one that answered counts and the path's loss is 100%.
+/// Without an answer from the target: the last TTL that answered. A router that answers
+/// for an unreachable target (ICMP host or network unreachable) answers at every higher
+/// TTL too, up to the maximum; the path ends at the first TTL of that repeated tail.
+fn last_answered_ttl(hops: &[Hop]) -> u8 {
+    let answered: Vec<&Hop> = hops.iter().filter(|h| h.received > 0).collect();
+    let Some(tail) = answered.last() else {
+        return 0;
+    };
+    let mut last = tail.ttl;
+    for h in answered.iter().rev().skip(1) {
+        if h.addr().is_none() || h.addr() != tail.addr() {
+            break;
+        }
+        last = h.ttl;
+    }
+    last
+}
+
 pub(crate) fn fill_path(event: &mut ProbeEvent, hops: &[Hop]) {
     let destination = hops.iter().find(|h| h.is_target);
-    let last_ttl = destination.map_or_else(
-        || {
-            hops.iter()
-                .filter(|h| h.received > 0)
-                .map(|h| h.ttl)
-                .max()
-                .unwrap_or(0)
-        },
-        |d| d.ttl,
-    );
+    let last_ttl = destination.map_or_else(|| last_answered_ttl(hops), |d| d.ttl);
     event.hops = hops
         .iter()
         .filter(|h| h.ttl <= last_ttl)
@@ -191,6 +200,23 @@ mod tests {
         let p = path(&hops);
         assert_eq!((p.hop_count, p.loss_pct, p.rtt_ms), (1, 100.0, None));
         assert_eq!((p.sent, p.received), (Some(5), Some(0)));
+    }
+
+    /// Regression: a target behind a router that answers "host unreachable" for it gave
+    /// a path of that router repeated up to the maximum TTL (hop count 25 for three
+    /// real hops).
+    #[test]
+    fn a_router_answering_for_an_unreachable_target_ends_the_path_once() {
+        let mut hops = vec![
+            hop(1, "10.0.1.1", false, 5, &[1.0; 5]),
+            hop(2, "10.0.2.2", false, 5, &[2.0; 5]),
+        ];
+        for ttl in 3..=25 {
+            hops.push(hop(ttl, "10.0.2.2", false, 5, &[2.0; 5]));
+        }
+        let p = path(&hops);
+        assert_eq!((p.hop_count, p.loss_pct), (2, 100.0));
+        assert_eq!(p.hops.len(), 2);
     }
 
     /// SmokePing-style: a destination's RTTs as a distribution, not one number.

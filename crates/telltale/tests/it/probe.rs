@@ -257,7 +257,15 @@ fn targets_that_do_not_resolve_or_answer_do_not_stop_the_others() {
         (bad["loss_pct"].as_f64(), bad["hop_count"].as_u64()),
         (Some(100.0), Some(0))
     );
+    // Every planned echo counts as lost (what a probe target's availability SLO counts).
+    assert_eq!(
+        (bad["sent"].as_u64(), bad["received"].as_u64()),
+        (Some(3), Some(0))
+    );
     let quiet = &lines[at(&silent)];
+    // r2 answers "host unreachable" for the silent address at every TTL past its own:
+    // the path ends at r2, not at --max-ttl.
+    assert_eq!(quiet["hop_count"], 2, "{quiet}");
     assert_eq!(quiet["loss_pct"], 100.0, "{quiet}");
     assert_eq!(quiet["received"], 0, "{quiet}");
     assert!(quiet["rtt_ms"].is_null(), "{quiet}");
