@@ -43,7 +43,7 @@ impl Server {
         let app = router(
             pipeline.clone(),
             HttpSettings {
-                tokens,
+                tokens: telltale_core::auth::Tokens::new(tokens, Vec::new()),
                 max_body_bytes,
                 ..HttpSettings::default()
             },

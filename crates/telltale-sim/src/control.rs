@@ -7,6 +7,10 @@
 //! POST /control/incident   {"service": "checkout-api", "kind": "outage", "duration": "5m", "magnitude": 1}
 //! ```
 //!
+//! `GET /control` is open (read). The `POST`s change what every dashboard shows, so once
+//! any bearer token is configured ([`Tokens`]) they need an admin one: 401 without a
+//! token or with an unknown one, 403 with an ingest (write) token.
+//!
 //! Both `POST`s answer with the plan after the change, like `GET /control`. Durations are
 //! humantime strings (`60s`, `5m`, `1h30m`) of simulated time, which is the wall clock
 //! when the simulator runs paced. Every error a client can get is a [`ControlError`],
@@ -15,14 +19,17 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
+use telltale_core::auth::{Denied, Role, Tokens};
 use telltale_core::event::MICROS_PER_SEC;
 
 use crate::run::SimHandle;
@@ -176,6 +183,15 @@ fn remaining(now_us: i64, end_us: i64) -> String {
 /// Everything that can go wrong for a control client, with its status code.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
+    /// No bearer token, or not a configured one, while tokens are configured.
+    #[error(
+        "this changes the simulator's plan: send `Authorization: Bearer <admin token>` \
+         (`telltale spike --token`, TELLTALE_ADMIN_TOKEN)"
+    )]
+    Unauthenticated,
+    /// A configured token whose role may not change the plan.
+    #[error("this token may only ingest: changing the simulator's plan needs an admin token")]
+    Forbidden,
     /// The body is not declared as JSON.
     #[error("the request body must be JSON: send `Content-Type: application/json`")]
     NotJson,
@@ -198,6 +214,8 @@ impl ControlError {
     /// The one place errors become status codes.
     pub fn status(&self) -> StatusCode {
         match self {
+            ControlError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ControlError::Forbidden => StatusCode::FORBIDDEN,
             ControlError::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ControlError::BadBody(_) | ControlError::InvalidField { .. } => StatusCode::BAD_REQUEST,
         }
@@ -236,27 +254,63 @@ impl IntoResponse for ControlError {
             error: self.to_string(),
             field: self.field().map(str::to_owned),
         };
-        (self.status(), Json(body)).into_response()
+        let status = self.status();
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 
-/// The control routes over `sim`, ready to be served or merged into another router.
-pub fn control_router(sim: SimHandle) -> Router {
+/// What the handlers share: the simulator and who may change it.
+#[derive(Clone)]
+struct Control {
+    sim: SimHandle,
+    tokens: Arc<Tokens>,
+}
+
+impl Control {
+    /// The admin role, once any token is configured.
+    fn authorize(&self, headers: &HeaderMap) -> Result<&SimHandle, ControlError> {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match self.tokens.check(presented, Role::Admin) {
+            Ok(()) => Ok(&self.sim),
+            Err(Denied::Unauthenticated) => Err(ControlError::Unauthenticated),
+            Err(Denied::Forbidden { .. }) => Err(ControlError::Forbidden),
+        }
+    }
+}
+
+/// The control routes over `sim`, ready to be served or merged into another router; the
+/// `POST`s need an admin token once `tokens` has any.
+pub fn control_router(sim: SimHandle, tokens: Tokens) -> Router {
     Router::new()
         .route("/control", get(status))
         .route("/control/spike", post(spike))
         .route("/control/incident", post(incident))
-        .with_state(sim)
+        .with_state(Control {
+            sim,
+            tokens: Arc::new(tokens),
+        })
 }
 
-async fn status(State(sim): State<SimHandle>) -> Json<ControlStatus> {
-    Json(ControlStatus::from_plan(&sim.plan()))
+async fn status(State(control): State<Control>) -> Json<ControlStatus> {
+    Json(ControlStatus::from_plan(&control.sim.plan()))
 }
 
 async fn spike(
-    State(sim): State<SimHandle>,
+    State(control): State<Control>,
+    headers: HeaderMap,
     body: Result<Json<SpikeRequest>, JsonRejection>,
 ) -> Result<Json<ControlStatus>, ControlError> {
+    // Who asks first: a refused request learns nothing about the plan or its body.
+    let sim = control.authorize(&headers)?;
     let Json(req) = body?;
     if !(req.factor.is_finite() && req.factor > 0.0 && req.factor <= MAX_SPIKE_FACTOR) {
         return Err(ControlError::InvalidField {
@@ -284,9 +338,12 @@ async fn spike(
 }
 
 async fn incident(
-    State(sim): State<SimHandle>,
+    State(control): State<Control>,
+    headers: HeaderMap,
     body: Result<Json<IncidentRequest>, JsonRejection>,
 ) -> Result<Json<ControlStatus>, ControlError> {
+    // Who asks first: a refused request learns nothing about the plan or its body.
+    let sim = control.authorize(&headers)?;
     let Json(req) = body?;
     let kind: IncidentKind = req.kind.parse().map_err(|_| ControlError::InvalidField {
         field: "kind",
@@ -387,7 +444,7 @@ mod tests {
         if let Some(ct) = content_type {
             req = req.header(header::CONTENT_TYPE, ct);
         }
-        let resp = control_router(sim.clone())
+        let resp = control_router(sim.clone(), Tokens::default())
             .oneshot(req.body(Body::from(body.to_owned())).unwrap())
             .await
             .unwrap();
@@ -406,6 +463,56 @@ mod tests {
 
     fn error_of(json: &serde_json::Value) -> &str {
         json["error"].as_str().unwrap_or_else(|| panic!("{json}"))
+    }
+
+    /// Issue #14: once any token is configured, every route that changes the plan needs
+    /// an admin token (401 without or with an unknown one, 403 with an ingest token);
+    /// reading the plan stays open.
+    #[tokio::test]
+    async fn with_tokens_configured_only_an_admin_token_changes_the_plan() {
+        let sim = handle();
+        let tokens = Tokens::new(vec!["ingest-t".into()], vec!["admin-t".into()]);
+        let app = control_router(sim.clone(), tokens);
+        let incidents = |sim: &SimHandle| {
+            let plan = sim.plan();
+            plan.active_incidents.len() + plan.upcoming_incidents.len()
+        };
+        let before = incidents(&sim);
+        let send = |method: &str, path: &str, auth: Option<&str>| {
+            let mut req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(header::CONTENT_TYPE, "application/json");
+            if let Some(auth) = auth {
+                req = req.header(header::AUTHORIZATION, auth);
+            }
+            let body = if path.ends_with("spike") {
+                r#"{"factor":10,"duration":"60s"}"#
+            } else {
+                r#"{"service":"checkout-api","kind":"outage","duration":"5m"}"#
+            };
+            app.clone().oneshot(req.body(Body::from(body)).unwrap())
+        };
+        for path in ["/control/spike", "/control/incident"] {
+            let resp = send("POST", path, None).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(resp.headers()[header::WWW_AUTHENTICATE], "Bearer");
+            for (auth, want) in [
+                ("Bearer nope", StatusCode::UNAUTHORIZED),
+                ("Bearer ingest-t", StatusCode::FORBIDDEN),
+            ] {
+                let resp = send("POST", path, Some(auth)).await.unwrap();
+                assert_eq!(resp.status(), want, "{path} {auth}");
+            }
+            assert!(sim.plan().spike.is_none() && incidents(&sim) == before);
+        }
+        let resp = send("GET", "/control", None).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "reading is open");
+        for path in ["/control/spike", "/control/incident"] {
+            let resp = send("POST", path, Some("Bearer admin-t")).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        }
+        assert!(sim.plan().spike.is_some() && incidents(&sim) > before);
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use telltale_core::auth::Tokens;
 use telltale_core::{PipelineConfig, ServiceCatalog};
 
 /// Where the config files are; shared by every subcommand that reads them.
@@ -89,26 +90,40 @@ pub fn load(args: &ConfigArgs) -> anyhow::Result<Loaded> {
     })
 }
 
-/// Ingest tokens from `server.tokens_file` and `TELLTALE_INGEST_TOKENS` (comma-separated).
-pub fn ingest_tokens(cfg: &PipelineConfig) -> anyhow::Result<Vec<String>> {
-    let mut tokens = Vec::new();
-    if let Some(path) = &cfg.server.tokens_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading server.tokens_file {path}"))?;
-        tokens.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_owned),
-        );
-    }
-    if let Ok(env) = std::env::var("TELLTALE_INGEST_TOKENS") {
-        tokens.extend(
-            env.split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned),
-        );
-    }
-    Ok(tokens)
+/// The bearer tokens: write (ingest) tokens from `server.tokens_file` and
+/// `TELLTALE_INGEST_TOKENS`, admin tokens from `server.admin_tokens_file` and
+/// `TELLTALE_ADMIN_TOKENS` (both comma-separated).
+pub fn tokens(cfg: &PipelineConfig) -> anyhow::Result<Tokens> {
+    let read = |key: &str, file: &Option<String>, env: &str| -> anyhow::Result<Vec<String>> {
+        let mut tokens = Vec::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading server.{key} {path}"))?;
+            tokens.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned),
+            );
+        }
+        if let Ok(value) = std::env::var(env) {
+            tokens.extend(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        Ok(tokens)
+    };
+    let s = &cfg.server;
+    Ok(Tokens::new(
+        read("tokens_file", &s.tokens_file, "TELLTALE_INGEST_TOKENS")?,
+        read(
+            "admin_tokens_file",
+            &s.admin_tokens_file,
+            "TELLTALE_ADMIN_TOKENS",
+        )?,
+    ))
 }

@@ -23,7 +23,7 @@ use telltale_processor::sources::{BatchSource, DrainSummary, drain_source, file,
 use telltale_processor::summary::{Snapshot, pipeline_point};
 use telltale_processor::{Metrics, Pipeline, PipelineSettings};
 
-use crate::config_load::{ConfigArgs, Loaded, ingest_tokens, load};
+use crate::config_load::{ConfigArgs, Loaded, load, tokens};
 
 #[derive(Debug, clap::Args)]
 pub struct ProcessArgs {
@@ -286,11 +286,13 @@ pub async fn serve(
         print_address,
     )
     .await?;
-    let settings = HttpSettings::from_config(&loaded.pipeline, ingest_tokens(&loaded.pipeline)?);
-    if !settings.tokens.is_empty() {
+    let settings = HttpSettings::from_config(&loaded.pipeline, tokens(&loaded.pipeline)?);
+    if settings.tokens.any() {
+        use telltale_core::auth::Role;
         tracing::info!(
-            tokens = settings.tokens.len(),
-            "ingest requires a bearer token"
+            write_tokens = settings.tokens.count(Role::Write),
+            admin_tokens = settings.tokens.count(Role::Admin),
+            "ingest needs a write or admin bearer token, the control API an admin one"
         );
     }
     let settings_drain = settings.drain.clone();

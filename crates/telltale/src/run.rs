@@ -101,14 +101,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             probe_target: args
                 .probe_target
                 .is_empty()
-                .then(|| "example.com".to_owned()),
+                .then(|| "simulated.example".to_owned()),
             probe_interval: Duration::from_secs(10),
             incidents: !args.no_incidents,
         };
         // One simulator for history and live, so the backfill flows into live traffic;
         // the control API (`telltale spike`) steers it through a second handle.
         let sim = SimHandle::new(Simulator::new(&loaded.catalog, cfg));
-        let control = control_router(sim.clone());
+        let control = control_router(sim.clone(), crate::config_load::tokens(&loaded.pipeline)?);
         let sim_stop = stop_rx.clone();
         let simulator = tokio::spawn(async move {
             if backfill.is_some() {

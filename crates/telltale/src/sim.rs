@@ -152,6 +152,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
             &args.control_listen,
             args.print_address,
             &sim,
+            crate::config_load::tokens(&loaded.pipeline)?,
         ))?;
         Ok((sim, control))
     };
@@ -215,6 +216,7 @@ impl ControlServer {
         listen: &Option<String>,
         print_address: bool,
         sim: &SimHandle,
+        tokens: telltale_core::auth::Tokens,
     ) -> anyhow::Result<Option<Self>> {
         let Some(listen) = listen else {
             return Ok(None);
@@ -231,7 +233,7 @@ impl ControlServer {
             "control API on http://{local}/control: e.g. `telltale spike --control http://{local} --factor 10 --for 60s`"
         );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = control_router(sim.clone());
+        let app = control_router(sim.clone(), tokens);
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

@@ -54,6 +54,10 @@ pub struct SpikeArgs {
     /// Print the plan as JSON (the control API's answer) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Admin bearer token, needed to change the plan once the server has any token
+    /// configured (`server.admin_tokens_file`, TELLTALE_ADMIN_TOKENS there).
+    #[arg(long, env = "TELLTALE_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 pub fn run(args: SpikeArgs) -> anyhow::Result<()> {
@@ -95,13 +99,16 @@ pub fn run(args: SpikeArgs) -> anyhow::Result<()> {
         ("/control", None)
     };
     let url = format!("{base}{path}");
-    let request = match body {
+    let mut request = match body {
         Some(body) => client
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body),
         None => client.get(&url),
     };
+    if let Some(token) = &args.token {
+        request = request.bearer_auth(token);
+    }
     let plan = runtime.block_on(call(request, &url, &base))?;
 
     if args.json {

@@ -71,6 +71,10 @@ pub struct ServerConfig {
     /// File with one bearer token per line. When tokens are configured (here or in
     /// `TELLTALE_INGEST_TOKENS`), `POST /v1/events` requires one. Keep the file out of git.
     pub tokens_file: Option<String>,
+    /// File with one admin bearer token per line (also `TELLTALE_ADMIN_TOKENS`): the
+    /// simulator's control API (`POST /control/*`) needs one once any token is configured,
+    /// and an admin token may also ingest. Keep the file out of git.
+    pub admin_tokens_file: Option<String>,
     /// Request body bytes all ingest requests in flight may hold together; a request that
     /// would go over is refused with 429 and `Retry-After` before its body is read.
     pub max_inflight_bytes: usize,
@@ -95,6 +99,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".to_owned(),
             max_body_bytes: 16 * 1024 * 1024,
             tokens_file: None,
+            admin_tokens_file: None,
             max_inflight_bytes: 256 * 1024 * 1024,
             queue_batches: 64,
             shutdown_timeout: Duration::from_secs(30),

@@ -44,7 +44,11 @@ fn compose_config(env_file: &Path) -> std::process::Output {
     // The shell's environment wins over the env file in Compose: keep it out.
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().into_owned();
-        if key.starts_with("PROBE_") || key.starts_with("GEOIP_") || key.starts_with("SIM_") {
+        if key.starts_with("PROBE_")
+            || key.starts_with("GEOIP_")
+            || key.starts_with("SIM_")
+            || key.starts_with("TELLTALE_")
+        {
             cmd.env_remove(key);
         }
     }
@@ -629,4 +633,33 @@ fn the_simulators_http_output_feeds_a_real_processor() {
     processor.sigterm_and_expect_success();
     let rows = crate::support::query_json(&data, "SELECT count(*) AS n FROM events");
     assert_eq!(rows[0]["n"], 6000, "{rows:?}");
+}
+
+/// Issue #14: the stack sets telltale's tokens for every service. The processor requires
+/// the ingest token, the simulator and the probe service send with it, the simulator's
+/// control API requires the admin token, and compose refuses to start without them.
+#[test]
+fn every_telltale_service_has_its_token_from_env() {
+    let config = resolved_config();
+    let env = |service: &str, key: &str| -> String {
+        config["services"][service]["environment"][key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{service} sets {key}"))
+            .to_owned()
+    };
+    let ingest = "change-me-ingest-token";
+    assert_eq!(env("telltale-processor", "TELLTALE_INGEST_TOKENS"), ingest);
+    assert_eq!(env("telltale-simulator", "TELLTALE_TOKEN"), ingest);
+    assert_eq!(env("telltale-probe", "TELLTALE_TOKEN"), ingest);
+    assert_eq!(
+        env("telltale-simulator", "TELLTALE_ADMIN_TOKENS"),
+        "change-me-admin-token"
+    );
+    for key in ["TELLTALE_INGEST_TOKEN", "TELLTALE_ADMIN_TOKEN"] {
+        let env_file = env_file_with(key, None);
+        let out = compose_config(env_file.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "starts without {key}");
+        assert!(stderr.contains(key), "names {key}: {stderr}");
+    }
 }

@@ -258,3 +258,57 @@ fn run_serves_the_control_api_beside_the_processor() {
     );
     assert!(run.sigterm_and_wait().status.success());
 }
+
+/// Regression (issue #14): with ingest tokens set, anyone who reached the listener could
+/// still `POST /control/spike` and put an outage on every dashboard. Now, once any token
+/// is configured, changing the plan needs an admin token: none or an unknown one is 401,
+/// an ingest token 403, and `telltale spike` says which token it needs.
+#[test]
+fn with_ingest_tokens_set_the_control_api_needs_an_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = Server::start(
+        bin()
+            .args(["run", "--rate", "20", "--seed", "3", "--no-incidents"])
+            .args(LISTEN)
+            .arg("--data-dir")
+            .arg(dir.path().join("lake"))
+            .env("TELLTALE_INGEST_TOKENS", "ingest-t")
+            .env("TELLTALE_ADMIN_TOKENS", "admin-t")
+            .stderr(Stdio::null()),
+    );
+    let addr = run.addr;
+    expect_healthy(addr);
+    let change = ["--factor", "3", "--for", "60s", "--json"];
+    let refused = |token: Option<&str>, status: &str, says: &str| {
+        let mut args: Vec<&str> = change.to_vec();
+        if let Some(t) = token {
+            args.extend(["--token", t]);
+        }
+        let out = spike(addr, &args);
+        let stderr = text(&out);
+        assert!(
+            !out.status.success(),
+            "{token:?} changed the plan: {stderr}"
+        );
+        assert!(
+            stderr.contains(status) && stderr.contains(says),
+            "{token:?}: {stderr}"
+        );
+    };
+    refused(None, "401", "--token");
+    refused(Some("guess"), "401", "admin token");
+    refused(Some("ingest-t"), "403", "admin token");
+    let (_, body) = get(addr, "/control").unwrap();
+    let plan: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        plan["spike"].is_null(),
+        "reading is open, nothing changed: {plan}"
+    );
+    let plan: serde_json::Value = serde_json::from_str(&ok(spike(
+        addr,
+        &[&change[..], &["--token", "admin-t"]].concat(),
+    )))
+    .unwrap();
+    assert_eq!(plan["spike"]["factor"], 3.0, "{plan}");
+    assert!(run.sigterm_and_wait().status.success());
+}

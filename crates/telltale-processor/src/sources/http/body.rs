@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
+use telltale_core::auth::{Role, Tokens};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::api::error::ApiError;
@@ -44,36 +45,14 @@ impl Drop for InflightBytes {
     }
 }
 
-pub(super) fn authorize(headers: &HeaderMap, tokens: &[String]) -> Result<(), ApiError> {
-    if tokens.is_empty() {
-        return Ok(());
-    }
+/// Ingest needs the write role once any token is configured ([`Tokens::check`]).
+pub(super) fn authorize(headers: &HeaderMap, tokens: &Tokens) -> Result<(), ApiError> {
     let presented = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    match presented {
-        Some(t)
-            if tokens
-                .iter()
-                .any(|k| constant_time_eq(k.as_bytes(), t.as_bytes())) =>
-        {
-            Ok(())
-        }
-        _ => Err(ApiError::Unauthorized),
-    }
-}
-
-/// Compares tokens without an early exit, so timing does not reveal a prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        .and_then(|v| v.to_str().ok());
+    tokens
+        .check(presented, Role::Write)
+        .map_err(|_| ApiError::Unauthorized)
 }
 
 pub(super) fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, ApiError> {
@@ -95,7 +74,7 @@ mod tests {
 
     #[test]
     fn token_check() {
-        let tokens = vec!["s3cret".to_owned()];
+        let tokens = Tokens::new(vec!["s3cret".to_owned()], vec!["adm1n".to_owned()]);
         let mut h = HeaderMap::new();
         assert!(matches!(
             authorize(&h, &tokens),
@@ -106,12 +85,11 @@ mod tests {
             HeaderValue::from_static("Bearer nope"),
         );
         assert!(authorize(&h, &tokens).is_err());
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer s3cret"),
-        );
-        assert!(authorize(&h, &tokens).is_ok());
-        assert!(authorize(&HeaderMap::new(), &[]).is_ok());
+        for ok in ["Bearer s3cret", "Bearer adm1n"] {
+            h.insert(header::AUTHORIZATION, HeaderValue::from_static(ok));
+            assert!(authorize(&h, &tokens).is_ok(), "{ok}");
+        }
+        assert!(authorize(&HeaderMap::new(), &Tokens::default()).is_ok());
     }
 
     #[test]

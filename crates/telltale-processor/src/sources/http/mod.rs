@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Serialize;
+use telltale_core::auth::Tokens;
 use telltale_core::config::{AutoscaleConfig, PipelineConfig};
 use tokio::sync::Semaphore;
 
@@ -32,8 +33,9 @@ use body::{InflightBytes, authorize, discard, gunzip};
 /// Settings of the HTTP source.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
-    /// Bearer tokens accepted by `POST /v1/events`; empty = no authentication.
-    pub tokens: Vec<String>,
+    /// Bearer tokens: `POST /v1/events` needs a write (or admin) token once any token is
+    /// configured; none = no authentication.
+    pub tokens: Tokens,
     /// Largest body, compressed and decompressed.
     pub max_body_bytes: usize,
     /// Body bytes all requests in flight may hold together (429 above).
@@ -49,7 +51,7 @@ pub struct HttpSettings {
 impl HttpSettings {
     /// From `[server]` and `[autoscale]` of `telltale.toml`; `tokens` are read by the
     /// caller (from `server.tokens_file` or the environment: secrets stay out of config).
-    pub fn from_config(cfg: &PipelineConfig, tokens: Vec<String>) -> Self {
+    pub fn from_config(cfg: &PipelineConfig, tokens: Tokens) -> Self {
         Self {
             tokens,
             max_body_bytes: cfg.server.max_body_bytes,
@@ -63,7 +65,7 @@ impl HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self::from_config(&PipelineConfig::default(), Vec::new())
+        Self::from_config(&PipelineConfig::default(), Tokens::default())
     }
 }
 
