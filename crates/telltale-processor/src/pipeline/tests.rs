@@ -66,22 +66,33 @@ fn outputs_attached_before_ingest_see_every_rollup() {
     }
 }
 
+/// A pipeline over a lake in `dir` whose outputs (given at start) feed `sink` and a live
+/// view, which is returned beside it.
+fn start_with_outputs(
+    catalog: &Arc<ServiceCatalog>,
+    dir: &std::path::Path,
+    sink: impl Sink + 'static,
+) -> (Pipeline, Arc<SloView>) {
+    let slo = SloEngine::new(catalog, SloSettings::default()).unwrap();
+    let view = Arc::new(SloView::default());
+    let outputs = Outputs::new(slo, vec![Box::new(sink)], Arc::clone(&view));
+    let settings = PipelineSettings::from_config(&PipelineConfig::default(), catalog.clone());
+    let pipeline = Pipeline::start(
+        settings,
+        Arc::new(LocalDisk::new(dir)),
+        Arc::new(Metrics::new()),
+        Some(outputs),
+    )
+    .unwrap();
+    (pipeline, view)
+}
+
 #[test]
 fn outputs_given_at_start_see_every_rollup() {
     let catalog = Arc::new(ServiceCatalog::from_toml_str("", "test").unwrap());
     let dir = tempfile::tempdir().unwrap();
     let seen = CountingSink::default();
-    let slo = SloEngine::new(&catalog, SloSettings::default()).unwrap();
-    let view = Arc::new(SloView::default());
-    let outputs = Outputs::new(slo, vec![Box::new(seen.clone())], Arc::clone(&view));
-    let settings = PipelineSettings::from_config(&PipelineConfig::default(), catalog.clone());
-    let pipeline = Pipeline::start(
-        settings,
-        Arc::new(LocalDisk::new(dir.path())),
-        Arc::new(Metrics::new()),
-        Some(outputs),
-    )
-    .unwrap();
+    let (pipeline, view) = start_with_outputs(&catalog, dir.path(), seen.clone());
     pipeline
         .ingest(IngestBatch::whole(lines(300), "http"))
         .unwrap();
@@ -202,17 +213,7 @@ fn probes_of_a_target_with_slos_become_its_rollups_and_slo_status() {
     );
     let dir = tempfile::tempdir().unwrap();
     let rows = RowSink::default();
-    let slo = SloEngine::new(&catalog, SloSettings::default()).unwrap();
-    let view = Arc::new(SloView::default());
-    let outputs = Outputs::new(slo, vec![Box::new(rows.clone())], Arc::clone(&view));
-    let settings = PipelineSettings::from_config(&PipelineConfig::default(), catalog.clone());
-    let pipeline = Pipeline::start(
-        settings,
-        Arc::new(LocalDisk::new(dir.path())),
-        Arc::new(Metrics::new()),
-        Some(outputs),
-    )
-    .unwrap();
+    let (pipeline, view) = start_with_outputs(&catalog, dir.path(), rows.clone());
     let t = chrono::Utc::now().timestamp_millis() / 60_000 * 60_000 - 120_000;
     let probe = |target: &str, at: i64, extra: &str| {
         format!(

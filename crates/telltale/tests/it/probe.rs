@@ -8,6 +8,19 @@ use std::io::BufRead;
 use crate::support::netns::Path3;
 use crate::support::{BIN, describe};
 
+/// A copy of the binary in `dir` that any user may run (the build's own is under a
+/// directory other users cannot enter, and setcap must not touch it): for the tests that
+/// drop root.
+fn runnable_copy(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("telltale");
+    std::fs::copy(BIN, &bin).unwrap();
+    for p in [dir, bin.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
+}
+
 /// `telltale probe` run inside the client's namespace; its probe lines, parsed.
 fn probe_from(net: &Path3, args: &[&str]) -> (Vec<serde_json::Value>, String) {
     let out = std::process::Command::new("ip")
@@ -282,12 +295,7 @@ fn targets_that_do_not_resolve_or_answer_do_not_stop_the_others() {
 #[test]
 fn without_cap_net_raw_one_error_names_the_capability() {
     let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("telltale");
-    std::fs::copy(BIN, &bin).unwrap();
-    for p in [dir.path(), bin.as_path()] {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let bin = runnable_copy(dir.path());
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&bin)
@@ -317,14 +325,7 @@ fn without_cap_net_raw_one_error_names_the_capability() {
 #[test]
 fn non_root_with_only_cap_net_raw_probes_into_a_processor() {
     let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("telltale");
-    std::fs::copy(BIN, &bin).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        for p in [dir.path(), bin.as_path()] {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-    }
+    let bin = runnable_copy(dir.path());
     let setcap = std::process::Command::new("setcap")
         .arg("cap_net_raw+p")
         .arg(&bin)
@@ -375,19 +376,12 @@ fn non_root_with_only_cap_net_raw_probes_into_a_processor() {
 #[test]
 fn telltale_run_without_the_privilege_warns_once_and_keeps_running() {
     let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("telltale");
-    std::fs::copy(BIN, &bin).unwrap();
+    let bin = runnable_copy(dir.path());
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
-        for (p, mode) in [
-            (dir.path(), 0o755),
-            (bin.as_path(), 0o755),
-            (data.as_path(), 0o777),
-        ] {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
     let mut cmd = std::process::Command::new("setpriv");
     cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
