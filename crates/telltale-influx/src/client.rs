@@ -55,14 +55,9 @@ impl Target {
             reason,
         };
         let mut url = Url::parse(cfg.url.trim()).map_err(|e| url_err(e.to_string()))?;
-        if url.scheme() != "http" {
-            // The workspace builds reqwest without TLS (no crypto provider to compile and
-            // vet); say so at start rather than failing every request.
+        if !matches!(url.scheme(), "http" | "https") {
             return Err(url_err(
-                "only http:// is supported by this build: reach an https endpoint \
-                 (InfluxDB Cloud) through a local TLS-terminating proxy, e.g. \
-                 `INFLUX_URL=http://127.0.0.1:8087`"
-                    .into(),
+                "use an http:// or https:// URL, e.g. `INFLUX_URL=http://127.0.0.1:8086`".into(),
             ));
         }
         // Keep a path prefix (a proxy, VictoriaMetrics cluster's /insert/0/influx).
@@ -116,12 +111,15 @@ impl Target {
             Auth::None
         };
 
-        let client = reqwest::Client::builder()
+        let builder = telltale_tls::client_builder()
             .timeout(cfg.request_timeout)
             .connect_timeout(cfg.request_timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("telltale-influx/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(InfluxError::Client)?;
+            .user_agent(concat!("telltale-influx/", env!("CARGO_PKG_VERSION")));
+        let client =
+            telltale_tls::with_client_tls(builder, &cfg.tls, "the InfluxDB client", "influx.tls")
+                .map_err(InfluxError::Tls)?
+                .build()
+                .map_err(InfluxError::Client)?;
         Ok(Self {
             client,
             url,
@@ -261,16 +259,15 @@ mod tests {
     }
 
     #[test]
-    fn https_is_refused_with_a_way_out() {
+    fn https_is_taken_and_other_schemes_are_refused() {
+        let t = Target::new(&cfg(InfluxApi::V2, "https://h:8086"), None).unwrap();
+        assert_eq!(t.url.scheme(), "https");
         // `validate` refuses it first; this is the second line of defence.
-        let err = Target::new(&cfg(InfluxApi::V2, "https://h:8086"), None)
+        let err = Target::new(&cfg(InfluxApi::V2, "ftp://h:8086"), None)
             .err()
             .unwrap()
             .to_string();
-        assert!(
-            err.contains("only http://") && err.contains("proxy"),
-            "{err}"
-        );
+        assert!(err.contains("http:// or https://"), "{err}");
     }
 
     #[test]

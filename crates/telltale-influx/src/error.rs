@@ -51,6 +51,9 @@ pub enum InfluxError {
     /// The HTTP client could not be built.
     #[error("building the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    /// `[influx.tls]` could not be used (a CA or certificate file).
+    #[error("the InfluxDB client's TLS settings: {0}")]
+    Tls(#[source] telltale_tls::TlsError),
 
     /// `start` was called outside a Tokio runtime.
     #[error("InfluxSink::start must be called from within a Tokio runtime")]

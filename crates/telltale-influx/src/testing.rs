@@ -81,6 +81,8 @@ pub struct Server {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// The CA of the server's certificate when it serves https.
+    tls_ca: Option<PathBuf>,
 }
 
 impl Server {
@@ -127,6 +129,7 @@ bind-address = "127.0.0.1:{rpc}"
             port,
             dir,
             child: None,
+            tls_ca: None,
         };
         s.start().await;
         s
@@ -134,6 +137,16 @@ bind-address = "127.0.0.1:{rpc}"
 
     /// VictoriaMetrics single-node with its storage in a temporary directory.
     pub async fn victoria_metrics() -> Self {
+        Self::victoria_metrics_with(None).await
+    }
+
+    /// VictoriaMetrics serving https only (`-tls`), with a certificate for 127.0.0.1 from
+    /// a CA made for it; [`tls_ca`](Self::tls_ca) is that CA's file.
+    pub async fn victoria_metrics_https() -> Self {
+        Self::victoria_metrics_with(Some(())).await
+    }
+
+    async fn victoria_metrics_with(tls: Option<()>) -> Self {
         let binary = find_binary("victoria-metrics", "victoria-metrics");
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -143,6 +156,17 @@ bind-address = "127.0.0.1:{rpc}"
             // Reads in the tests must see what was just written.
             "-search.latencyOffset=0s".into(),
         ];
+        let mut args = args;
+        let tls_ca = tls.map(|()| {
+            let ca = telltale_tls::testing::TestCa::new("VictoriaMetrics test CA");
+            let pair = ca.issue_server(dir.path(), "server", &["127.0.0.1", "localhost"]);
+            args.extend([
+                "-tls".to_owned(),
+                format!("-tlsCertFile={}", pair.cert.display()),
+                format!("-tlsKeyFile={}", pair.key.display()),
+            ]);
+            ca.write_ca(&dir.path().join("ca.pem"))
+        });
         let mut s = Self {
             kind: Kind::VictoriaMetrics,
             binary,
@@ -150,14 +174,37 @@ bind-address = "127.0.0.1:{rpc}"
             port,
             dir,
             child: None,
+            tls_ca,
         };
         s.start().await;
         s
     }
 
-    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    /// Base URL, e.g. `http://127.0.0.1:40123` (`https://` when it serves TLS).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The CA file that verifies the server's certificate, when it serves https.
+    pub fn tls_ca(&self) -> Option<&Path> {
+        self.tls_ca.as_deref()
+    }
+
+    /// A client for the server's own API (trusting its CA when it serves https).
+    fn client(&self) -> reqwest::Client {
+        let tls = telltale_core::config::ClientTlsConfig {
+            ca_file: self.tls_ca.as_ref().map(|p| p.display().to_string()),
+            ..Default::default()
+        };
+        telltale_tls::with_client_tls(telltale_tls::client_builder(), &tls, "test", "test")
+            .unwrap()
+            .build()
+            .unwrap()
     }
 
     fn log_path(&self) -> PathBuf {
@@ -185,7 +232,7 @@ bind-address = "127.0.0.1:{rpc}"
             Kind::Influxd => format!("{}/ping", self.url()),
             Kind::VictoriaMetrics => format!("{}/health", self.url()),
         };
-        let client = reqwest::Client::new();
+        let client = self.client();
         let end = Instant::now() + STARTUP_DEADLINE;
         loop {
             if let Ok(r) = client.get(&health).send().await
@@ -240,7 +287,7 @@ bind-address = "127.0.0.1:{rpc}"
             &[("db", db), ("q", q), ("epoch", "ms")],
         )
         .unwrap();
-        let resp = reqwest::Client::new().post(url).send().await.unwrap();
+        let resp = self.client().post(url).send().await.unwrap();
         let status = resp.status();
         let text = resp.text().await.unwrap();
         assert!(status.is_success(), "{q}: {status} {text}");
@@ -288,7 +335,8 @@ bind-address = "127.0.0.1:{rpc}"
             &[("db", db), ("precision", "ms")],
         )
         .unwrap();
-        let r = reqwest::Client::new()
+        let r = self
+            .client()
             .post(url)
             .body(body.to_owned())
             .send()
@@ -302,7 +350,7 @@ bind-address = "127.0.0.1:{rpc}"
     /// Every series matching `selector`, as `/api/v1/export` returns them (one JSON
     /// object per series: `metric`, `values`, `timestamps`), after a forced flush.
     pub async fn export(&self, selector: &str) -> Vec<Value> {
-        let client = reqwest::Client::new();
+        let client = self.client();
         let flush = client
             .get(format!("{}/internal/force_flush", self.url()))
             .send()

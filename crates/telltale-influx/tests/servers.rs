@@ -473,6 +473,59 @@ async fn v2_write_to_victoria_metrics_reads_back() {
     task.await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_write_over_https_verified_by_the_ca_file_reads_back() {
+    let server = Server::victoria_metrics_https().await;
+    assert!(server.url().starts_with("https://"), "{}", server.url());
+    let data = tempfile::tempdir().unwrap();
+    let ca_file = server.tls_ca().unwrap().display().to_string();
+    let cfg = |ca: Option<String>| InfluxConfig {
+        url: server.url(),
+        api: InfluxApi::V2,
+        org: "my-org".into(),
+        bucket: "telemetry".into(),
+        flush_interval: Duration::from_millis(50),
+        tls: telltale_core::config::ClientTlsConfig {
+            ca_file: ca,
+            ..Default::default()
+        },
+        ..InfluxConfig::default()
+    };
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let t0 = now_us - now_us.rem_euclid(10_000_000) - 600_000_000;
+
+    let (sink, task) = InfluxSink::start(&cfg(Some(ca_file)), data.path()).unwrap();
+    let row = rollup("tls-service", "team-a", t0, 321);
+    sink.send(std::slice::from_ref(&row));
+    let stats = drained(&sink, 1).await;
+    assert_eq!(stats.points_dead_lettered, 0);
+    let series = server
+        .export(r#"{__name__="service_rollup_count",service="tls-service"}"#)
+        .await;
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert_eq!(series[0]["values"], json!([321]));
+    sink.shutdown().await;
+    task.await.unwrap();
+
+    // Without the CA the server's certificate is not trusted: nothing is delivered.
+    let other = tempfile::tempdir().unwrap();
+    let (sink, task) = InfluxSink::start(&cfg(None), other.path()).unwrap();
+    sink.send(&[rollup("untrusted", "team-a", t0, 1)]);
+    sink.shutdown().await;
+    task.await.unwrap();
+    assert!(
+        server
+            .export(r#"{__name__="service_rollup_count",service="untrusted"}"#)
+            .await
+            .is_empty(),
+        "a client without the CA must not deliver"
+    );
+    assert!(
+        !spool_files(other.path()).is_empty(),
+        "what was not delivered is spooled for the next start, not dropped"
+    );
+}
+
 /// One rollup per index: a unique (service, window) and a count that identifies it.
 fn stream_row(i: u64) -> RollupRow {
     let t0: i64 = 1_714_471_200_000_000;

@@ -85,7 +85,9 @@ impl Server {
         body: impl Into<reqwest::Body>,
         headers: &[(&str, &str)],
     ) -> (u16, serde_json::Value) {
-        let mut req = reqwest::Client::new()
+        let mut req = telltale_tls::client_builder()
+            .build()
+            .unwrap()
             .post(format!("{}/v1/events", self.base))
             .body(body);
         for (k, v) in headers {
@@ -403,7 +405,7 @@ async fn slo_api_and_status_page_show_the_burning_service() {
     ));
     let (status, _) = server.post(lines.join("\n"), &[]).await;
     assert_eq!(status, 200);
-    let client = reqwest::Client::new();
+    let client = telltale_tls::client_builder().build().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let snapshot = loop {
         let v: serde_json::Value = serde_json::from_str(

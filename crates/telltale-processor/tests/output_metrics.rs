@@ -58,7 +58,9 @@ async fn influx_and_alertmanager_counters_are_on_metrics() {
         url: format!("http://127.0.0.1:{}", free_port()),
         resend_interval: Duration::from_secs(60),
         generator_url: String::new(),
-    });
+        tls: Default::default(),
+    })
+    .unwrap();
     let metrics = Metrics::new().with_outputs(OutputStats {
         influx: Some(sink.stats_reader()),
         alertmanager: Some(notifier.shared_stats()),

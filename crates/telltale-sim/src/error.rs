@@ -49,6 +49,9 @@ pub enum SimError {
     /// The HTTP client could not be built.
     #[error("building the HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),
+    /// The TLS settings of the HTTP output could not be used (a CA or certificate file).
+    #[error("the HTTP output's TLS settings: {0}")]
+    Tls(#[source] telltale_tls::TlsError),
     /// The receiver of an `Output::Channel` was dropped while the run was sending.
     #[error("the output channel's receiver was dropped after {lines} lines")]
     OutputClosed {

@@ -71,34 +71,37 @@ struct IngestAnswer {
 }
 
 impl HttpTarget {
-    /// Checks the URL (plain `http://` only: this build has no TLS; an empty path or `/`
-    /// becomes `/v1/events`) and builds the client.
-    pub fn new(url: &str, token: Option<String>, gzip: bool) -> Result<Self, SimError> {
+    /// Checks the URL (`http://` or `https://`; an empty path or `/` becomes
+    /// `/v1/events`) and builds the client, https verified against the system's CA
+    /// certificates plus `tls`'s.
+    pub fn new(
+        url: &str,
+        token: Option<String>,
+        gzip: bool,
+        tls: &telltale_core::config::ClientTlsConfig,
+    ) -> Result<Self, SimError> {
         let bad = |message: &str| SimError::InvalidUrl {
             url: url.to_owned(),
             message: message.to_owned(),
         };
         let mut parsed = Url::parse(url).map_err(|e| bad(&e.to_string()))?;
         match parsed.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(bad(
-                    "https is not supported (this build has no TLS): use http://, e.g. http://127.0.0.1:8080/v1/events",
-                ));
-            }
+            "http" | "https" => {}
             _ => {
                 return Err(bad(
-                    "use an http:// URL, e.g. http://127.0.0.1:8080/v1/events",
+                    "use an http:// or https:// URL, e.g. http://127.0.0.1:8080/v1/events",
                 ));
             }
         }
         if parsed.path().is_empty() || parsed.path() == "/" {
             parsed.set_path("/v1/events");
         }
-        let client = reqwest::Client::builder()
+        let builder = telltale_tls::client_builder()
             .user_agent(concat!("telltale/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
+            .timeout(Duration::from_secs(60));
+        let client = telltale_tls::with_client_tls(builder, tls, "the HTTP output", "--tls-ca")
+            .map_err(SimError::Tls)?
             .build()
             .map_err(SimError::HttpClient)?;
         Ok(Self {
@@ -333,15 +336,18 @@ mod tests {
 
     #[test]
     fn urls_are_checked_and_default_to_the_ingest_path() {
-        let t = HttpTarget::new("http://127.0.0.1:8080", None, false).unwrap();
+        let t = HttpTarget::new("http://127.0.0.1:8080", None, false, &Default::default()).unwrap();
         assert_eq!(t.url.as_str(), "http://127.0.0.1:8080/v1/events");
-        let t = HttpTarget::new("http://h:1/custom/path", None, false).unwrap();
+        let t =
+            HttpTarget::new("http://h:1/custom/path", None, false, &Default::default()).unwrap();
         assert_eq!(t.url.path(), "/custom/path");
-        let e = HttpTarget::new("https://h/v1/events", None, false)
+        let e = HttpTarget::new("ftp://h/v1/events", None, false, &Default::default())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("no TLS"), "{e}");
-        let e = HttpTarget::new("localhost:8080", None, false)
+        assert!(e.contains("http:// or https://"), "{e}");
+        let t = HttpTarget::new("https://h/v1/events", None, false, &Default::default()).unwrap();
+        assert_eq!(t.url.scheme(), "https");
+        let e = HttpTarget::new("localhost:8080", None, false, &Default::default())
             .unwrap_err()
             .to_string();
         assert!(

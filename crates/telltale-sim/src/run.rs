@@ -36,6 +36,8 @@ pub enum Output {
         token: Option<String>,
         /// Whether to gzip request bodies.
         gzip: bool,
+        /// How an https URL's server is verified (CA file, client certificate).
+        tls: telltale_core::config::ClientTlsConfig,
     },
     /// Batches of whole lines (each ending in `'\n'`) to an in-process consumer, e.g. the
     /// processor in `telltale run`.
@@ -192,8 +194,13 @@ fn start_sink(
             let h = tokio::task::spawn_blocking(move || write_all(rx, file, paced, &label, false));
             Ok((tx, Sink::Writer(h)))
         }
-        Output::Http { url, token, gzip } => {
-            let target = HttpTarget::new(&url, token, gzip)?;
+        Output::Http {
+            url,
+            token,
+            gzip,
+            tls,
+        } => {
+            let target = HttpTarget::new(&url, token, gzip, &tls)?;
             let (tx, rx) = mpsc::channel(2);
             let h = tokio::spawn(target.deliver(rx, shutdown.clone()));
             Ok((tx, Sink::Http(h)))
@@ -798,6 +805,7 @@ mod tests {
             url,
             token: Some("s3cret".into()),
             gzip: true,
+            tls: Default::default(),
         };
         let s = run(sim(7, SEEDED_START_US, 100.0), opts, output, no_shutdown())
             .await
@@ -838,6 +846,7 @@ mod tests {
             url: format!("{url}/v1/events"),
             token: None,
             gzip: false,
+            tls: Default::default(),
         };
         let s = run(sim(8, SEEDED_START_US, 100.0), opts, output, no_shutdown())
             .await
@@ -899,6 +908,7 @@ mod tests {
             url,
             token: None,
             gzip: false,
+            tls: Default::default(),
         };
         let s = run(sim(9, SEEDED_START_US, 100.0), opts, output, no_shutdown())
             .await
@@ -934,6 +944,7 @@ mod tests {
             url: format!("http://127.0.0.1:{port}"),
             token: None,
             gzip: false,
+            tls: Default::default(),
         };
         let handle = SimHandle::new(sim(10, SEEDED_START_US, 100.0));
         let task = tokio::spawn(run(handle.clone(), opts, output, stop_rx));

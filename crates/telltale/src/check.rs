@@ -13,6 +13,19 @@ pub struct CheckArgs {
 pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     let loaded = load(&args.config)?;
     print!("{}", describe(&loaded));
+    // The certificate files are read as the listener would: a bad path or a key of another
+    // certificate is found here, not at the first connection.
+    let tls = &loaded.pipeline.server.tls;
+    if telltale_tls::server_config(tls)?.is_some() {
+        println!(
+            "server.tls: HTTPS with {}{}",
+            tls.cert_file.as_deref().unwrap_or_default(),
+            tls.client_ca_file
+                .as_deref()
+                .map(|ca| format!(", client certificates signed by {ca} required"))
+                .unwrap_or_default()
+        );
+    }
     Ok(())
 }
 

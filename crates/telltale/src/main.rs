@@ -5,6 +5,7 @@
 //! (`telltale-lake`) together. `telltale run` is all of them in one process.
 
 mod check;
+mod client_tls;
 mod config_load;
 mod listen;
 mod loadtest;

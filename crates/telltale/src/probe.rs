@@ -76,6 +76,8 @@ pub struct ProbeArgs {
     /// Gzip HTTP request bodies.
     #[arg(long)]
     pub gzip: bool,
+    #[command(flatten)]
+    pub client_tls: crate::client_tls::ClientTlsArgs,
     /// Stop after this many rounds (default: until stopped).
     #[arg(long)]
     pub count: Option<u64>,
@@ -232,7 +234,12 @@ impl Sink {
             return Ok(Self::Writer(Box::new(std::io::stdout().lock())));
         }
         if spec.starts_with("http://") || spec.starts_with("https://") {
-            let target = telltale_sim::HttpTarget::new(spec, args.token.clone(), args.gzip)?;
+            let target = telltale_sim::HttpTarget::new(
+                spec,
+                args.token.clone(),
+                args.gzip,
+                &args.client_tls.config(),
+            )?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .enable_all()

@@ -41,6 +41,8 @@ pub struct ProcessArgs {
     /// once the listener is open: with `--listen 127.0.0.1:0` the system picks a free port.
     #[arg(long)]
     pub print_address: bool,
+    #[command(flatten)]
+    pub tls: crate::listen::ServerTlsArgs,
 }
 
 /// A started processor: the pipeline and the sinks that must be shut down after it.
@@ -82,12 +84,13 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
     } else {
         None
     };
-    let (alerts, alert_task) = match loaded.alertmanager.is_enabled().then(|| {
+    let (alerts, alert_task) = if loaded.alertmanager.is_enabled() {
         tracing::info!(url = %loaded.alertmanager.url, "delivering SLO alerts to Alertmanager");
-        AlertDelivery::start(&loaded.alertmanager)
-    }) {
-        Some((sink, task)) => (Some(sink), Some(task)),
-        None => (None, None),
+        let (sink, task) =
+            AlertDelivery::start(&loaded.alertmanager).context("starting the Alertmanager sink")?;
+        (Some(sink), Some(task))
+    } else {
+        (None, None)
     };
     // The outputs start first so that /metrics can show their counters from the start.
     let view = Arc::new(SloView::default());
@@ -137,7 +140,8 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
 }
 
 pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
-    let loaded = load(&args.config)?;
+    let mut loaded = load(&args.config)?;
+    loaded.pipeline.server.tls = args.tls.resolve(&loaded.pipeline.server.tls)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let file_only = args.input.is_some() && args.listen.is_none();
     let running = runtime.block_on(start_pipeline(&loaded, !file_only))?;
@@ -283,9 +287,11 @@ pub async fn serve(
         "--listen",
         "127.0.0.1:8080",
         "the HTTP server",
+        &loaded.pipeline.server.tls,
         print_address,
     )
     .await?;
+    let scheme = listener.scheme();
     let settings = HttpSettings::from_config(&loaded.pipeline, tokens(&loaded.pipeline)?);
     if settings.tokens.any() {
         use telltale_core::auth::Role;
@@ -315,7 +321,7 @@ pub async fn serve(
         })
     });
     tracing::info!(
-        "listening on http://{addr}: status page /, /api/v1/slo, POST /v1/events, /metrics, /healthz"
+        "listening on {scheme}://{addr}: status page /, /api/v1/slo, POST /v1/events, /metrics, /healthz"
     );
     let drain = settings_drain;
     let (grace, timeout) = (

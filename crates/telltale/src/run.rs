@@ -40,6 +40,8 @@ pub struct RunArgs {
     /// (with `--listen 127.0.0.1:0` the system picks a free port).
     #[arg(long)]
     pub print_address: bool,
+    #[command(flatten)]
+    pub tls: crate::listen::ServerTlsArgs,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -49,7 +51,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             args.rate
         );
     }
-    let loaded = load(&args.config)?;
+    let mut loaded = load(&args.config)?;
+    loaded.pipeline.server.tls = args.tls.resolve(&loaded.pipeline.server.tls)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let running = runtime.block_on(start_pipeline(&loaded, true))?;
     let pipeline = running.pipeline.clone();

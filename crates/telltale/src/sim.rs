@@ -47,6 +47,8 @@ pub struct SimArgs {
     /// Gzip HTTP request bodies.
     #[arg(long)]
     pub gzip: bool,
+    #[command(flatten)]
+    pub client_tls: crate::client_tls::ClientTlsArgs,
     /// Emit probe lines for a simulated network path to this target.
     #[arg(long, env = "PROBE_TARGET")]
     pub probe_target: Option<String>,
@@ -66,15 +68,24 @@ pub struct SimArgs {
     /// --control-listen and an --output other than stdout.
     #[arg(long, requires = "control_listen")]
     pub print_address: bool,
+    /// HTTPS for the control API.
+    #[command(flatten)]
+    pub tls: crate::listen::ServerTlsArgs,
 }
 
-pub fn parse_output(spec: &str, token: Option<String>, gzip: bool) -> Output {
+pub fn parse_output(
+    spec: &str,
+    token: Option<String>,
+    gzip: bool,
+    tls: &telltale_core::config::ClientTlsConfig,
+) -> Output {
     match spec {
         "stdout" | "-" => Output::Stdout,
         s if s.starts_with("http://") || s.starts_with("https://") => Output::Http {
             url: s.to_owned(),
             token,
             gzip,
+            tls: tls.clone(),
         },
         s => Output::File(PathBuf::from(s)),
     }
@@ -85,7 +96,8 @@ fn now_us() -> i64 {
 }
 
 pub fn run(args: SimArgs) -> anyhow::Result<()> {
-    let loaded = load(&args.config)?;
+    let mut loaded = load(&args.config)?;
+    loaded.pipeline.server.tls = args.tls.resolve(&loaded.pipeline.server.tls)?;
     if let Some(r) = args.rate
         && !(r.is_finite() && r > 0.0)
     {
@@ -143,7 +155,8 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         signal.await;
         let _ = stop_tx.send(true);
     });
-    let output = || parse_output(&args.output, args.token.clone(), args.gzip);
+    let client_tls = args.client_tls.config();
+    let output = || parse_output(&args.output, args.token.clone(), args.gzip, &client_tls);
     // One simulator for history and live, so a backfill flows into live traffic; the
     // control API, when asked for, steers it through a second handle.
     let start_sim = |start: i64| -> anyhow::Result<(SimHandle, Option<ControlServer>)> {
@@ -151,6 +164,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         let control = runtime.block_on(ControlServer::start_if(
             &args.control_listen,
             args.print_address,
+            &loaded.pipeline.server.tls,
             &sim,
             crate::config_load::tokens(&loaded.pipeline)?,
         ))?;
@@ -215,6 +229,7 @@ impl ControlServer {
     async fn start_if(
         listen: &Option<String>,
         print_address: bool,
+        tls: &telltale_core::config::ServerTlsConfig,
         sim: &SimHandle,
         tokens: telltale_core::auth::Tokens,
     ) -> anyhow::Result<Option<Self>> {
@@ -226,11 +241,13 @@ impl ControlServer {
             "--control-listen",
             "127.0.0.1:8081",
             "the control API",
+            tls,
             print_address,
         )
         .await?;
+        let scheme = listener.scheme();
         tracing::info!(
-            "control API on http://{local}/control: e.g. `telltale spike --control http://{local} --factor 10 --for 60s`"
+            "control API on {scheme}://{local}/control: e.g. `telltale spike --control {scheme}://{local} --factor 10 --for 60s`"
         );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = control_router(sim.clone(), tokens);

@@ -58,13 +58,15 @@ pub struct SpikeArgs {
     /// configured (`server.admin_tokens_file`, TELLTALE_ADMIN_TOKENS there).
     #[arg(long, env = "TELLTALE_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    #[command(flatten)]
+    pub client_tls: crate::client_tls::ClientTlsArgs,
 }
 
 pub fn run(args: SpikeArgs) -> anyhow::Result<()> {
     let base = args.control.trim_end_matches('/').to_owned();
-    if !base.starts_with("http://") {
+    if !base.starts_with("http://") && !base.starts_with("https://") {
         anyhow::bail!(
-            "--control {:?} must be an http:// URL, e.g. http://127.0.0.1:8080",
+            "--control {:?} must be an http:// or https:// URL, e.g. http://127.0.0.1:8080",
             args.control
         );
     }
@@ -72,10 +74,15 @@ pub fn run(args: SpikeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let client = reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .context("building the HTTP client")?;
+    let builder = telltale_tls::client_builder().timeout(REQUEST_TIMEOUT);
+    let client = telltale_tls::with_client_tls(
+        builder,
+        &args.client_tls.config(),
+        "the control API client",
+        "--tls-ca",
+    )?
+    .build()
+    .context("building the HTTP client")?;
     let duration = || {
         args.for_
             .map(|d| humantime::format_duration(d).to_string())

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{ConfigError, invalid};
+use super::tls::ClientTlsConfig;
 
 /// `[alertmanager]`: where SLO alert state changes are delivered
 /// (`POST /api/v2/alerts` of an Alertmanager). `ALERTMANAGER_URL` wins.
@@ -23,6 +24,9 @@ pub struct AlertmanagerConfig {
     pub max_alert_age: std::time::Duration,
     /// Link sent as `generatorURL`, e.g. the public address of the status page.
     pub generator_url: String,
+    /// `[alertmanager.tls]`: for an `https://` URL, extra CA certificates, a client
+    /// certificate, or (test benches only) no verification.
+    pub tls: ClientTlsConfig,
 }
 
 impl Default for AlertmanagerConfig {
@@ -32,6 +36,7 @@ impl Default for AlertmanagerConfig {
             resend_interval: std::time::Duration::from_secs(60),
             max_alert_age: std::time::Duration::from_secs(15 * 60),
             generator_url: "http://127.0.0.1:8080/".to_owned(),
+            tls: ClientTlsConfig::default(),
         }
     }
 }
@@ -53,15 +58,16 @@ impl AlertmanagerConfig {
     /// Checks the values; `file` names the source in messages.
     pub fn validate(&self, file: &str) -> Result<(), ConfigError> {
         let url = self.url.trim();
-        if !url.is_empty() && !url.starts_with("http://") {
+        if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
             return Err(invalid(
                 file,
                 "alertmanager.url",
                 format!(
-                    "{url:?} must be an http:// URL such as \"http://alertmanager:9093\" (TLS: put a proxy in front)"
+                    "{url:?} must be an http:// or https:// URL such as \"http://alertmanager:9093\""
                 ),
             ));
         }
+        self.tls.validate(file, "alertmanager.tls")?;
         if self.resend_interval < std::time::Duration::from_secs(1) {
             return Err(invalid(
                 file,

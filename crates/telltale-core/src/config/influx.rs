@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ConfigError, ENV_SOURCE, invalid};
+use super::tls::ClientTlsConfig;
 
 /// A credential. `Debug` prints `Secret(<redacted>)` and there is no `Display`, so it can
 /// only reach a log line through an explicit [`Secret::expose`].
@@ -128,6 +129,9 @@ pub struct InfluxConfig {
     /// On shutdown, how long to keep delivering before spilling the rest to the spool.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// `[influx.tls]`: for an `https://` URL, extra CA certificates, a client certificate,
+    /// or (test benches only) no verification.
+    pub tls: ClientTlsConfig,
     /// API token (`INFLUX_TOKEN`, or the content of the token file). Never read from TOML.
     #[serde(skip)]
     pub token: Option<Secret>,
@@ -157,6 +161,7 @@ impl Default for InfluxConfig {
             buffer_max_bytes: 8 * 1024 * 1024,
             spool_max_bytes: 256 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(5),
+            tls: ClientTlsConfig::default(),
             token: None,
             password: None,
         }
@@ -316,27 +321,20 @@ impl InfluxConfig {
                  (0 spooling is not supported; e.g. 268435456 = 256 MiB)",
             ));
         }
+        self.tls.validate(file, "influx.tls")?;
         if !self.is_enabled() {
             return Ok(());
         }
         let url = self.url.trim();
-        if url.starts_with("https://") {
-            // The sink is built without TLS (see docs/influxdb.md).
+        let Some(rest) = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+        else {
             return Err(invalid(
                 file,
                 "influx.url",
                 format!(
-                    "`{url}`: https is not supported by the InfluxDB sink: reach the server \
-                     through a local TLS-terminating proxy and give its http:// address"
-                ),
-            ));
-        }
-        let Some(rest) = url.strip_prefix("http://") else {
-            return Err(invalid(
-                file,
-                "influx.url",
-                format!(
-                    "`{url}` is not an http:// URL: use e.g. \"http://127.0.0.1:8086\" (or set INFLUX_URL)"
+                    "`{url}` is not an http:// or https:// URL: use e.g. \"http://127.0.0.1:8086\" (or set INFLUX_URL)"
                 ),
             ));
         };
@@ -563,10 +561,10 @@ mod tests {
             ),
             (
                 InfluxConfig {
-                    url: "https://cloud.example:443".into(),
+                    url: "ftp://cloud.example:443".into(),
                     ..on.clone()
                 },
-                "TLS-terminating proxy",
+                "http:// or https://",
             ),
             (
                 InfluxConfig {

@@ -26,6 +26,8 @@
 //! - `influx.rs`, `[influx]`: [`InfluxConfig`], [`InfluxApi`], [`Secret`], the `INFLUX_*`
 //!   overrides.
 //! - `alertmanager.rs`, `[alertmanager]`: [`AlertmanagerConfig`], `ALERTMANAGER_URL`.
+//! - `tls.rs`, `[server.tls]` and an output's `tls` table: [`ServerTlsConfig`],
+//!   [`ClientTlsConfig`] (paths only; `telltale-tls` reads the files).
 //! - `autoscale.rs`, `[autoscale]`: [`AutoscaleConfig`] (the policy that reads it is
 //!   [`crate::autoscale`]).
 //!
@@ -54,6 +56,7 @@ mod catalog;
 mod error;
 mod influx;
 mod pipeline;
+mod tls;
 
 pub use alertmanager::AlertmanagerConfig;
 pub use autoscale::AutoscaleConfig;
@@ -68,3 +71,4 @@ pub use pipeline::{
 };
 
 pub use error::{ConfigError, ENV_SOURCE};
+pub use tls::{ClientTlsConfig, ServerTlsConfig};

@@ -12,6 +12,7 @@ use super::alertmanager::AlertmanagerConfig;
 use super::autoscale::AutoscaleConfig;
 use super::error::{ConfigError, invalid, parse_toml};
 use super::influx::InfluxConfig;
+use super::tls::ServerTlsConfig;
 
 /// `config/telltale.toml`: how the pipeline runs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -91,6 +92,8 @@ pub struct ServerConfig {
     /// way. `0s` closes as soon as nothing is in flight.
     #[serde(with = "humantime_serde")]
     pub drain_grace: Duration,
+    /// `[server.tls]`: HTTPS on every listener (off by default).
+    pub tls: ServerTlsConfig,
 }
 
 impl Default for ServerConfig {
@@ -104,6 +107,7 @@ impl Default for ServerConfig {
             queue_batches: 64,
             shutdown_timeout: Duration::from_secs(30),
             drain_grace: Duration::ZERO,
+            tls: ServerTlsConfig::default(),
         }
     }
 }
@@ -267,6 +271,7 @@ impl PipelineConfig {
                 ),
             ));
         }
+        self.server.tls.validate(file, "server.tls")?;
         if self.limits.max_services == 0 {
             return Err(invalid(
                 file,

@@ -206,7 +206,7 @@ async fn post_edge(client: &reqwest::Client, target: &Target, body: bytes::Bytes
 
 /// An HTTP client for the load test: no proxy (traffic stays on loopback), bounded waits.
 pub fn client(connections: usize) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
+    telltale_tls::client_builder()
         .user_agent(concat!("telltale-loadtest/", env!("CARGO_PKG_VERSION")))
         .no_proxy()
         .connect_timeout(Duration::from_secs(5))

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::support::webhook::{Notification, Receiver};
 use crate::support::{ChildGuard, describe, telltale};
+use telltale_tls::testing::{Pair, TestCa};
 
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 const MINUTE_US: i64 = 60_000_000;
@@ -21,6 +22,12 @@ struct Alertmanager {
 }
 
 fn start_alertmanager(hooks: &Receiver) -> Alertmanager {
+    start_alertmanager_with(hooks, None)
+}
+
+/// As [`start_alertmanager`], serving https only with `tls`'s certificate (its
+/// `--web.config.file`) when given.
+fn start_alertmanager_with(hooks: &Receiver, tls: Option<&Pair>) -> Alertmanager {
     assert!(
         std::path::Path::new(ALERTMANAGER).exists(),
         "{ALERTMANAGER} is missing: `apt-get install prometheus-alertmanager` (./tests/run.sh does)"
@@ -48,6 +55,18 @@ fn start_alertmanager(hooks: &Receiver) -> Alertmanager {
         .unwrap();
     }
     std::fs::write(&config, yml).unwrap();
+    let web_config = dir.path().join("web.yml");
+    if let Some(pair) = tls {
+        std::fs::write(
+            &web_config,
+            format!(
+                "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+                pair.cert.display(),
+                pair.key.display()
+            ),
+        )
+        .unwrap();
+    }
     // Alertmanager cannot report a port it picked, so this one is chosen here.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -63,14 +82,20 @@ fn start_alertmanager(hooks: &Receiver) -> Alertmanager {
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--cluster.listen-address=")
+            .args(tls.map(|_| format!("--web.config.file={}", web_config.display())))
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
-    let url = format!("http://127.0.0.1:{port}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://127.0.0.1:{port}");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Over https the port answers once it is open; plain HTTP there gets a 400.
+    let ready = || match tls {
+        None => crate::support::http::get(addr, "/-/ready").is_some_and(|r| r.status == Some(200)),
+        Some(_) => std::net::TcpStream::connect(addr).is_ok(),
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while crate::support::http::get(format!("127.0.0.1:{port}").parse().unwrap(), "/-/ready")
-        .is_none_or(|r| r.status != Some(200))
-    {
+    while !ready() {
         assert!(
             std::time::Instant::now() < deadline,
             "alertmanager did not become ready on {url}"
@@ -184,4 +209,60 @@ fn regression_a_page_still_firing_at_the_end_of_an_input_reaches_the_team_that_o
                 .all(|a| a["labels"]["service"] != "profile")),
         "only the two firing pages, each to its team: {got:#?}"
     );
+}
+
+#[test]
+fn alerts_reach_an_alertmanager_over_https_verified_by_the_ca_file() {
+    let hooks = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("Alertmanager test CA");
+    let ca_file = ca.write_ca(&dir.path().join("ca.pem"));
+    let pair = ca.issue_server(dir.path(), "alertmanager", &["127.0.0.1"]);
+    let am = start_alertmanager_with(&hooks, Some(&pair));
+    assert!(am.url.starts_with("https://"), "{}", am.url);
+    let (input, services, config) = (
+        dir.path().join("events.ndjson"),
+        dir.path().join("services.toml"),
+        dir.path().join("telltale.toml"),
+    );
+    std::fs::write(&input, outage_file(chrono::Utc::now().timestamp_micros())).unwrap();
+    std::fs::write(&services, CATALOGUE).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[alertmanager]\nurl = {:?}\n[alertmanager.tls]\nca_file = {:?}\n",
+            am.url,
+            ca_file.display().to_string()
+        ),
+    )
+    .unwrap();
+
+    let out = telltale()
+        .args(["process", "--input"])
+        .arg(&input)
+        .arg("--services")
+        .arg(&services)
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("lake"))
+        .env("TELLTALE_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let got = hooks.wait_for(Duration::from_secs(60), |got| {
+        ["identity", "payments"]
+            .iter()
+            .all(|p| got.iter().any(|n| n.path == *p))
+    });
+    for (path, service) in [("identity", "login"), ("payments", "pay")] {
+        let n = got.iter().find(|n| n.path == path).unwrap();
+        assert_eq!(n.body["status"], "firing", "{n:#?}");
+        assert!(
+            alerts_of(n)
+                .iter()
+                .any(|a| a["labels"]["service"] == service),
+            "{n:#?}"
+        );
+    }
 }

@@ -24,3 +24,4 @@ mod shutdown;
 mod spike;
 mod status_page;
 mod time;
+mod tls;

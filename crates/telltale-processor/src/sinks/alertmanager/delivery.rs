@@ -61,6 +61,8 @@ pub struct NotifierSettings {
     pub resend_interval: Duration,
     /// Link in `generatorURL`.
     pub generator_url: String,
+    /// How an `https://` Alertmanager is verified (`[alertmanager.tls]`).
+    pub tls: telltale_core::config::ClientTlsConfig,
 }
 
 impl NotifierSettings {
@@ -70,6 +72,7 @@ impl NotifierSettings {
             url: cfg.url.clone(),
             resend_interval: cfg.resend_interval,
             generator_url: cfg.generator_url.clone(),
+            tls: cfg.tls.clone(),
         }
     }
 }
@@ -104,6 +107,12 @@ pub enum NotifyError {
         /// Body of the answer.
         body: String,
     },
+    /// The HTTP client could not be built from `[alertmanager.tls]`.
+    #[error("the Alertmanager client: {0}")]
+    Tls(#[from] telltale_tls::TlsError),
+    /// The HTTP client could not be built.
+    #[error("building the Alertmanager client: {0}")]
+    Client(#[source] reqwest::Error),
 }
 
 /// Handle to the delivery task.
@@ -114,12 +123,24 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Starts the delivery task on the current tokio runtime.
-    pub fn start(settings: NotifierSettings) -> (Self, tokio::task::JoinHandle<()>) {
+    /// Starts the delivery task on the current tokio runtime; an error when the client
+    /// cannot be built (a bad `[alertmanager.tls]` file).
+    pub fn start(
+        settings: NotifierSettings,
+    ) -> Result<(Self, tokio::task::JoinHandle<()>), NotifyError> {
+        let builder = telltale_tls::client_builder().timeout(Duration::from_secs(10));
+        let client = telltale_tls::with_client_tls(
+            builder,
+            &settings.tls,
+            "the Alertmanager client",
+            "alertmanager.tls",
+        )?
+        .build()
+        .map_err(NotifyError::Client)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = std::sync::Arc::new(NotifierStats::default());
-        let task = tokio::spawn(deliver(settings, rx, std::sync::Arc::clone(&stats)));
-        (Self { tx, stats }, task)
+        let task = tokio::spawn(deliver(settings, client, rx, std::sync::Arc::clone(&stats)));
+        Ok((Self { tx, stats }, task))
     }
 
     /// A notifier without a delivery task: the updates it is sent, for tests.
@@ -155,13 +176,10 @@ fn rfc3339(us: i64) -> String {
 
 async fn deliver(
     settings: NotifierSettings,
+    client: reqwest::Client,
     mut rx: mpsc::UnboundedReceiver<AlertUpdate>,
     stats: std::sync::Arc<NotifierStats>,
 ) {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new());
     let url = format!("{}/api/v2/alerts", settings.url.trim_end_matches('/'));
     // Firing alerts by label set, with their start time and annotations.
     let mut firing: BTreeMap<BTreeMap<String, String>, (i64, BTreeMap<String, String>)> =
@@ -291,6 +309,7 @@ mod tests {
             url: "http://am:9093".into(),
             resend_interval: Duration::from_secs(60),
             generator_url: "http://telltale:8080/".into(),
+            tls: Default::default(),
         };
         let a = alert(&labels, &BTreeMap::new(), 0, 60_000_000, &settings);
         let json = serde_json::to_value([a]).unwrap();

@@ -46,10 +46,10 @@ impl AlertDelivery {
     /// deliver before exiting.
     pub fn start(
         cfg: &telltale_core::config::AlertmanagerConfig,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
-        let (notifier, task) = Notifier::start(NotifierSettings::from_config(cfg));
+    ) -> Result<(Self, tokio::task::JoinHandle<()>), NotifyError> {
+        let (notifier, task) = Notifier::start(NotifierSettings::from_config(cfg))?;
         let max_age_us = i64::try_from(cfg.max_alert_age.as_micros()).unwrap_or(i64::MAX);
-        (Self::new(notifier, max_age_us), task)
+        Ok((Self::new(notifier, max_age_us), task))
     }
 
     /// Delivery through `notifier`, reconciling evaluations at most `max_age_us` old.

@@ -1,0 +1,66 @@
+//! HTTP clients that speak https: the one way a `reqwest` client is built in telltale.
+//!
+//! Servers are verified against the system's CA certificates (the platform verifier:
+//! `/etc/ssl/certs`, or `SSL_CERT_FILE` / `SSL_CERT_DIR`) plus an output's `ca_file`; the
+//! client presents a certificate when the output has one (servers that require mutual
+//! TLS). Verification is off only with `insecure_skip_verify`, a name that says what it
+//! does, and a warning at start.
+
+use std::path::Path;
+
+use telltale_core::config::ClientTlsConfig;
+
+use crate::TlsError;
+
+/// A client builder that can speak https (the ring provider installed). Every HTTP client
+/// in telltale starts here; reqwest's own `Client::new()` would find no crypto provider.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    crate::provider();
+    reqwest::Client::builder()
+}
+
+/// Applies an output's `tls` table to `builder`. `what` names the client in errors and in
+/// the warning about `insecure_skip_verify` (e.g. `the InfluxDB client`); `key` is the
+/// table (`influx.tls`).
+pub fn with_client_tls(
+    mut builder: reqwest::ClientBuilder,
+    tls: &ClientTlsConfig,
+    what: &str,
+    key: &str,
+) -> Result<reqwest::ClientBuilder, TlsError> {
+    let client_error = |e: reqwest::Error| TlsError::Client {
+        what: what.to_owned(),
+        reason: e.to_string(),
+    };
+    if let Some(ca) = &tls.ca_file {
+        let mut roots = Vec::new();
+        for der in crate::pem::certs("CA file", Path::new(ca))? {
+            roots.push(reqwest::Certificate::from_der(&der).map_err(client_error)?);
+        }
+        builder = builder.tls_certs_merge(roots);
+    }
+    if let (Some(cert), Some(key_file)) = (&tls.cert_file, &tls.key_file) {
+        // Both read and checked here so that a bad file is named, not reqwest's parse error.
+        crate::pem::certified_key(Path::new(cert), Path::new(key_file))?;
+        let mut pem = read(cert, "client certificate file")?;
+        pem.push(b'\n');
+        pem.extend(read(key_file, "client key file")?);
+        builder = builder.identity(reqwest::Identity::from_pem(&pem).map_err(client_error)?);
+    }
+    if tls.insecure_skip_verify {
+        tracing::warn!(
+            "{key}.insecure_skip_verify is on: {what} accepts any server certificate, so anyone \
+             on the path can read and change its traffic; use {key}.ca_file instead"
+        );
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    Ok(builder)
+}
+
+fn read(path: &str, what: &'static str) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        what,
+        path: path.into(),
+        source,
+    })
+}
