@@ -4,7 +4,7 @@
 //! simulator (issue #13):
 //!
 //! ```text
-//! target FQDN ──resolve──▶ trippy-core (ICMP/UDP/TCP, TTL 1..=max, N rounds) ──▶ path
+//! target FQDN ──resolve──▶ trace (TTL 1..=max, N rounds) ──▶ path
 //!   ──▶ reverse DNS, scope, .mmdb location ──▶ route/DNS change vs. the last probe
 //!   ──▶ ProbeEvent ──▶ probe line ──▶ processor
 //! ```
@@ -13,12 +13,19 @@
 //! to see loss). Each hop's loss and RTT are over those rounds; the destination is the
 //! lowest TTL at which the target itself answered, and its loss and RTT distribution are
 //! the path's. A target that does not resolve is a result (`dns_error`), not an error.
-//! Raw sockets need `CAP_NET_RAW` (or root); without it the error says so.
+//!
+//! Two tracers give the same hops ([`trace_mode`] picks one): raw sockets with
+//! trippy-core (`trace`; ICMP, UDP, TCP; needs `CAP_NET_RAW` or root) and, on Linux
+//! without that capability, ICMP over unprivileged ping sockets (`ping_socket`; for a
+//! group that the sysctl `net.ipv4.ping_group_range` allows). With neither the error
+//! names both fixes.
 
 mod error;
 mod geo;
 mod options;
 mod path;
+#[cfg(target_os = "linux")]
+mod ping_socket;
 mod rdns;
 mod scope;
 mod trace;
@@ -33,7 +40,7 @@ use telltale_core::{ProbeEvent, ProbeHop};
 
 pub use error::ProbeError;
 pub use geo::{Geo, GeoError, Location};
-pub use options::{ProbeOptions, Protocol};
+pub use options::{ProbeOptions, Protocol, TraceMode};
 pub use rdns::ReverseDns;
 pub use scope::scope;
 
@@ -55,6 +62,30 @@ pub fn resolve(target: &str) -> Result<(IpAddr, Duration), String> {
 /// started afterwards from this one inherit it. Whether raw sockets are allowed now.
 pub fn acquire_privileges() -> bool {
     trippy_privilege::Privilege::acquire_privileges().is_ok_and(|p| p.has_privileges())
+}
+
+/// How this process can trace with `protocol` (the error for `targets` if it cannot):
+/// raw sockets when it has `CAP_NET_RAW` (raised here as [`acquire_privileges`] does),
+/// else for ICMP on Linux unprivileged ICMP sockets if it may open one (its group is in
+/// `net.ipv4.ping_group_range`). The error names every fix that would help.
+pub fn trace_mode(protocol: Protocol, targets: &[String]) -> Result<TraceMode, ProbeError> {
+    if acquire_privileges() {
+        return Ok(TraceMode::Raw);
+    }
+    if protocol == Protocol::Icmp && ping_sockets_available() {
+        return Ok(TraceMode::PingSocket);
+    }
+    Err(ProbeError::no_privilege(targets, protocol))
+}
+
+#[cfg(target_os = "linux")]
+fn ping_sockets_available() -> bool {
+    ping_socket::available()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn ping_sockets_available() -> bool {
+    false
 }
 
 /// This host's name: the default agent label.
@@ -89,6 +120,12 @@ impl Prober {
             geo,
             last: Mutex::default(),
         }
+    }
+
+    /// The same prober tracing with `mode` (from [`trace_mode`]).
+    pub fn with_mode(mut self, mode: TraceMode) -> Self {
+        self.opts.mode = mode;
+        self
     }
 
     /// The options it probes with.
@@ -129,7 +166,19 @@ impl Prober {
                 return Ok(event);
             }
         };
-        let hops = trace::trace(target, addr, &self.opts, trace_id)?;
+        let hops = match self.opts.mode {
+            TraceMode::Raw => trace::trace(target, addr, &self.opts, trace_id)?,
+            // The kernel picks each ping socket's identifier: `trace_id` is not needed.
+            #[cfg(target_os = "linux")]
+            TraceMode::PingSocket => ping_socket::trace(target, addr, &self.opts)?,
+            #[cfg(not(target_os = "linux"))]
+            TraceMode::PingSocket => {
+                return Err(ProbeError::no_privilege(
+                    &[target.to_owned()],
+                    self.opts.protocol,
+                ));
+            }
+        };
         path::fill_path(&mut event, &hops);
         self.describe_hops(&mut event.hops);
         self.compare_with_last(&mut event);

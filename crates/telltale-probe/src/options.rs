@@ -25,6 +25,27 @@ impl Protocol {
     }
 }
 
+/// How a trace's packets are sent and its answers read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TraceMode {
+    /// Raw sockets, with trippy-core: ICMP, UDP and TCP. Needs `CAP_NET_RAW` (or root).
+    #[default]
+    Raw,
+    /// Linux's unprivileged ICMP ("ping") sockets, for a group that the sysctl
+    /// `net.ipv4.ping_group_range` allows: ICMP only.
+    PingSocket,
+}
+
+impl TraceMode {
+    /// `raw socket` or `ping socket`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Raw => "raw socket",
+            Self::PingSocket => "ping socket",
+        }
+    }
+}
+
 /// How a probe is made.
 #[derive(Debug, Clone)]
 pub struct ProbeOptions {
@@ -45,6 +66,8 @@ pub struct ProbeOptions {
     pub reverse_dns: bool,
     /// The vantage point's name, on every result.
     pub agent: Option<String>,
+    /// Raw or ping sockets: [`crate::trace_mode`] tells which this process may use.
+    pub mode: TraceMode,
 }
 
 impl Default for ProbeOptions {
@@ -58,6 +81,7 @@ impl Default for ProbeOptions {
             port: None,
             reverse_dns: true,
             agent: None,
+            mode: TraceMode::Raw,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! One trace with trippy-core: `echoes` rounds of TTL 1..=max, and what each TTL saw.
+//! One trace with trippy-core over raw sockets: `echoes` rounds of TTL 1..=max, and what
+//! each TTL saw. (Without raw sockets, `ping_socket` gives the same hops for ICMP.)
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -56,7 +56,7 @@ enum Command {
     Run(run::RunArgs),
     /// The simulator alone: JSON lines to stdout, a file or a processor's HTTP ingest.
     Sim(sim::SimArgs),
-    /// Real probes of the network path to each target (needs CAP_NET_RAW): probe lines.
+    /// Real probes of the network path to each target (CAP_NET_RAW, or for ICMP on Linux a group in net.ipv4.ping_group_range): probe lines.
     Probe(probe::ProbeArgs),
     /// The processor alone: HTTP ingest and/or a file or stdin, into the lake.
     Process(process::ProcessArgs),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use telltale_core::ProbeEvent;
-use telltale_probe::{Geo, ProbeError, ProbeOptions, Prober, Protocol, to_line};
+use telltale_probe::{Geo, ProbeError, ProbeOptions, Prober, Protocol, TraceMode, to_line};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ProtocolArg {
@@ -157,7 +157,7 @@ impl Rounds {
         // from another `telltale probe` running beside this one.
         let base = (std::process::id() as u16).wrapping_mul(31);
         // Capabilities are per thread: raised here, inherited by the workers below.
-        if !telltale_probe::acquire_privileges() {
+        if self.prober.options().mode == TraceMode::Raw && !telltale_probe::acquire_privileges() {
             tracing::debug!("CAP_NET_RAW is not in the effective set; the tracer will say so");
         }
         let mut round = 0u64;
@@ -299,12 +299,24 @@ impl Sink {
     }
 }
 
-pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
-    let prober = Arc::new(args.settings.prober()?);
-    // Without the privilege nothing can be probed: one clear error, before any output.
-    if !telltale_probe::acquire_privileges() {
-        return Err(ProbeError::no_privilege(&args.target).into());
+/// Says once how this process traces (raw sockets or unprivileged ICMP sockets).
+pub fn log_mode(mode: TraceMode) {
+    match mode {
+        TraceMode::Raw => tracing::info!(mode = mode.as_str(), "tracing over raw sockets"),
+        TraceMode::PingSocket => tracing::info!(
+            mode = mode.as_str(),
+            "no CAP_NET_RAW: tracing ICMP over unprivileged ICMP sockets \
+             (net.ipv4.ping_group_range)"
+        ),
     }
+}
+
+pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
+    let prober = args.settings.prober()?;
+    // Without a privilege nothing can be probed: one clear error, before any output.
+    let mode = telltale_probe::trace_mode(prober.options().protocol, &args.target)?;
+    log_mode(mode);
+    let prober = Arc::new(prober.with_mode(mode));
     let mut sink = Sink::open(&args)?;
     let rounds = Rounds {
         prober,
@@ -322,7 +334,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
             sink.write_line(to_line(&p))
         }
         // Without the privilege nothing can be probed: one clear error.
-        Err(e @ ProbeError::Privilege { .. }) => Err(e.into()),
+        Err(e) if e.is_privilege() => Err(e.into()),
         Err(e) => {
             tracing::warn!(target, error = %e, "probe gave no measurement");
             Ok(())

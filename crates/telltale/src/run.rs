@@ -9,7 +9,7 @@ use telltale_sim::{Output, RunOptions, SimConfig, SimHandle, Simulator, control_
 use crate::config_load::{ConfigArgs, load};
 use crate::probe::{ProbeSettings, Rounds};
 use crate::process::{finish, serve, shutdown_signal, start_pipeline};
-use telltale_probe::{ProbeError, to_line};
+use telltale_probe::to_line;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -176,13 +176,17 @@ fn real_probes(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<anyhow::Result<()>>>> {
     let settings = ProbeSettings::from_env()?;
-    if !telltale_probe::acquire_privileges() {
-        let e = ProbeError::no_privilege(targets);
-        tracing::warn!("{e}; telltale run goes on without real probes");
-        return Ok(None);
-    }
+    let prober = settings.prober()?;
+    let mode = match telltale_probe::trace_mode(prober.options().protocol, targets) {
+        Ok(mode) => mode,
+        Err(e) => {
+            tracing::warn!("{e}; telltale run goes on without real probes");
+            return Ok(None);
+        }
+    };
+    crate::probe::log_mode(mode);
     let rounds = Rounds {
-        prober: std::sync::Arc::new(settings.prober()?),
+        prober: std::sync::Arc::new(prober.with_mode(mode)),
         targets: targets.to_vec(),
         interval: settings.interval,
         concurrency: settings.concurrency,
@@ -201,7 +205,7 @@ fn real_probes(
                 Ok(p) => tx
                     .blocking_send(bytes::Bytes::from(to_line(&p) + "\n"))
                     .map_err(|_| anyhow::anyhow!("shutting down")),
-                Err(e @ ProbeError::Privilege { .. }) => {
+                Err(e) if e.is_privilege() => {
                     tracing::warn!("{e}; telltale run goes on without real probes");
                     Err(e.into())
                 }

@@ -1,7 +1,9 @@
 //! `telltale probe` on a real routed network (`support::netns`: client → r1 → r2 →
 //! server in network namespaces, as root): the hops in order with their names, loss where
 //! packets are dropped, a route change, hop locations from a test-built `.mmdb`, UDP and
-//! TCP tracing, and a target that does not resolve beside one that does.
+//! TCP tracing, a target that does not resolve beside one that does; and, as a user
+//! without any capability, the same hops over unprivileged ICMP sockets where
+//! `net.ipv4.ping_group_range` allows, one error naming both fixes where it does not.
 
 use std::io::BufRead;
 
@@ -290,32 +292,180 @@ fn targets_that_do_not_resolve_or_answer_do_not_stop_the_others() {
     );
 }
 
-/// Without `CAP_NET_RAW` (here: as user `nobody`, from a copy of the binary it may run):
-/// one clear error naming the capability and how to grant it, exit 1.
+/// `setpriv` arguments for user `nobody` with no capability at all: its own group only,
+/// the inheritable, ambient and bounding sets emptied.
+const NO_CAPABILITIES: [&str; 6] = [
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--ambient-caps=-all",
+    "--bounding-set=-all",
+];
+
+/// `telltale probe` (the runnable copy `bin`) inside the client's namespace as a user
+/// without any capability.
+fn unprivileged_probe(net: &Path3, bin: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("ip")
+        .args(["netns", "exec", &net.ns("c"), "setpriv"])
+        .args(NO_CAPABILITIES)
+        .arg(bin)
+        .args(["probe", "--count", "1", "--echo-interval", "20ms"])
+        .args(args)
+        .env("TELLTALE_LOG", "info")
+        .output()
+        .unwrap()
+}
+
+/// Probe lines of a successful run.
+fn lines_of(out: &std::process::Output) -> Vec<serde_json::Value> {
+    assert!(out.status.success(), "{}", describe(out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Without any capability, where `net.ipv4.ping_group_range` lets the user's group open
+/// ICMP sockets: the same path as with raw sockets (hops in TTL order, names, no loss,
+/// the same route hash), for two targets probed at once, each over its own socket.
 #[test]
-fn without_cap_net_raw_one_error_names_the_capability() {
+fn without_any_capability_ping_sockets_find_the_same_hops() {
+    let net = Path3::build("p", 209);
+    net.name_hosts();
+    net.ping_group_range("c", "0 2147483647");
     let dir = tempfile::tempdir().unwrap();
     let bin = runnable_copy(dir.path());
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .args([
-            "probe",
-            "--target",
-            "127.0.0.1",
-            "--count",
-            "1",
-            "--echoes",
-            "1",
-        ])
-        .output()
-        .unwrap();
+    let (server, r2) = (net.addr(3, 2), net.addr(2, 2));
+    let targets = format!("{server},{r2}");
+    let args = ["--target", &targets, "--echoes", "5", "--agent", "lab-1"];
+    let out = unprivileged_probe(&net, &bin, &args);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("CAP_NET_RAW") && stderr.contains("setcap cap_net_raw+ep"),
+        stderr
+            .matches("tracing ICMP over unprivileged ICMP sockets")
+            .count()
+            == 1,
+        "the mode, said once: {stderr}"
+    );
+    let lines = lines_of(&out);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let line = |t: &str| lines.iter().find(|l| l["target"] == t).unwrap();
+    let p = line(&server);
+    assert_eq!(p["kind"], "probe");
+    assert_eq!(p["agent"], "lab-1");
+    assert_eq!(p["protocol"], "icmp");
+    assert_eq!(p["resolved_addr"], server.as_str());
+    assert_eq!(p["hop_count"], 3, "{p}");
+    assert_eq!(addrs(p), [net.addr(1, 1), r2.clone(), server.clone()]);
+    assert_eq!(p["loss_pct"], 0.0, "{p}");
+    assert_eq!(
+        (p["sent"].as_u64(), p["received"].as_u64()),
+        (Some(5), Some(5))
+    );
+    let rtt = |k: &str| p[k].as_f64().unwrap_or_else(|| panic!("{k} in {p}"));
+    assert!(rtt("rtt_ms") > 0.0, "{p}");
+    assert!(rtt("rtt_min_ms") <= rtt("rtt_median_ms"), "{p}");
+    assert!(rtt("rtt_median_ms") <= rtt("rtt_p95_ms"), "{p}");
+    assert!(rtt("rtt_p95_ms") <= rtt("rtt_max_ms"), "{p}");
+    let hops = p["hops"].as_array().unwrap();
+    let names: Vec<&str> = hops
+        .iter()
+        .map(|h| h["name"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(names, ["r1.209.test", "r2.209.test", "server.209.test"]);
+    for hop in hops {
+        assert_eq!(hop["scope"], "private", "{hop}");
+        assert_eq!(
+            (hop["sent"].as_u64(), hop["received"].as_u64()),
+            (Some(5), Some(5)),
+            "{hop}"
+        );
+        assert!(hop["best_ms"].as_f64() <= hop["worst_ms"].as_f64(), "{hop}");
+    }
+    // The other target, traced at the same time: its own answers only.
+    let q = line(&r2);
+    assert_eq!(addrs(q), [net.addr(1, 1), r2.clone()], "{q}");
+    assert_eq!(
+        (q["hop_count"].as_u64(), q["loss_pct"].as_f64()),
+        (Some(2), Some(0.0))
+    );
+    // Raw sockets (root) on the same network see the same route.
+    let (raw, _) = probe_from(&net, &["--target", &server, "--echoes", "2"]);
+    assert_eq!(addrs(&raw[0]), addrs(p));
+    let hash = p["route_hash"].as_str().unwrap();
+    assert_eq!(hash.len(), 16, "{p}");
+    assert_eq!(
+        raw[0]["route_hash"], hash,
+        "the same route hash as raw sockets give"
+    );
+    // UDP and TCP need raw sockets: the error names the capability, not the sysctl.
+    let udp = unprivileged_probe(&net, &bin, &["--target", &server, "--protocol", "udp"]);
+    let stderr = String::from_utf8_lossy(&udp.stderr);
+    assert_eq!(udp.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("CAP_NET_RAW") && stderr.contains("only --protocol icmp"),
         "{stderr}"
     );
+    assert!(udp.stdout.is_empty());
+}
+
+/// Loss at r1 shows at r1 and every hop after it over ping sockets too.
+#[test]
+fn without_any_capability_loss_at_r1_shows_at_r1_and_after_it() {
+    let net = Path3::build("q", 210);
+    net.ping_group_range("c", "0 2147483647");
+    net.drop_at_r1(30);
+    let dir = tempfile::tempdir().unwrap();
+    let bin = runnable_copy(dir.path());
+    let server = net.addr(3, 2);
+    let out = unprivileged_probe(
+        &net,
+        &bin,
+        &["--target", &server, "--echoes", "60", "--max-ttl", "6"],
+    );
+    let lines = lines_of(&out);
+    let p = &lines[0];
+    assert_eq!(p["hop_count"], 3, "{p}");
+    assert_eq!(addrs(p), [net.addr(1, 1), net.addr(2, 2), server.clone()]);
+    // 60 packets a hop at 30% loss: none lost has odds of 0.7^60, about 5e-10.
+    for hop in p["hops"].as_array().unwrap() {
+        assert_eq!(hop["sent"], 60, "{hop}");
+        let loss = hop["loss_pct"].as_f64().unwrap();
+        assert!(
+            (5.0..80.0).contains(&loss),
+            "hop {hop} should show the loss at r1"
+        );
+    }
+    let loss = p["loss_pct"].as_f64().unwrap();
+    assert!((5.0..95.0).contains(&loss), "the destination too: {p}");
+}
+
+/// Without `CAP_NET_RAW` and where `net.ipv4.ping_group_range` allows no group (set so
+/// in the client's namespace: the test does not depend on the host's): one clear error
+/// naming both the capability and the sysctl, with how to grant each, exit 1.
+#[test]
+fn without_cap_net_raw_one_error_names_the_capability() {
+    let net = Path3::build("n", 211);
+    net.ping_group_range("c", "1 0");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = runnable_copy(dir.path());
+    let out = unprivileged_probe(&net, &bin, &["--target", "127.0.0.1", "--echoes", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("CAP_NET_RAW"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error: {stderr}");
+    for fix in [
+        "setcap cap_net_raw+ep",
+        "cap_add: [NET_RAW]",
+        "net.ipv4.ping_group_range",
+        "sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"",
+    ] {
+        assert!(errors[0].contains(fix), "{fix}: {stderr}");
+    }
     assert!(out.stdout.is_empty(), "no probe line without a measurement");
 }
 
@@ -383,8 +533,12 @@ fn telltale_run_without_the_privilege_warns_once_and_keeps_running() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
+    // `telltale run` serves on the host's loopback, so it runs in the host's network
+    // namespace: as a group outside the host's `net.ipv4.ping_group_range`, whatever it
+    // is, so that no unprivileged ICMP socket opens either.
+    let regid = format!("--regid={}", gid_outside_ping_group_range());
     let mut cmd = std::process::Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+    cmd.args(["--reuid=65534", &regid, "--clear-groups"])
         .arg(&bin)
         .args([
             "run",
@@ -428,4 +582,24 @@ fn telltale_run_without_the_privilege_warns_once_and_keeps_running() {
         probes, 0.0,
         "no real probes, and no simulated ones in their place"
     );
+}
+
+/// A group this network namespace's `net.ipv4.ping_group_range` does not let open ICMP
+/// sockets.
+fn gid_outside_ping_group_range() -> u32 {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap();
+    let [low, high]: [u32; 2] = range
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
+    if low > high || low > 65534 || high < 65534 {
+        65534
+    } else if high < 4_294_967_294 {
+        high + 1
+    } else {
+        assert!(low > 0, "every group may open ICMP sockets here: {range}");
+        low - 1
+    }
 }

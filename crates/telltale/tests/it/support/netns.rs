@@ -203,6 +203,20 @@ impl Path3 {
         format!("10.{}.{subnet}.{host}", self.net)
     }
 
+    /// Sets the sysctl `net.ipv4.ping_group_range` (one per network namespace) in
+    /// `host`'s namespace: the groups that may open unprivileged ICMP sockets there
+    /// (`"1 0"`: none, the kernel's default; `"0 2147483647"`: every group up to that).
+    pub fn ping_group_range(&self, host: &str, range: &str) {
+        in_ns(
+            &self.ns(host),
+            &[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv4.ping_group_range={range}"),
+            ],
+        );
+    }
+
     /// Drops `percent` of the packets arriving at r1 from the client (nftables).
     pub fn drop_at_r1(&self, percent: u8) {
         let ns = self.ns("r1");
