@@ -414,7 +414,7 @@ struct Reply {
 }
 
 impl Reply {
-    /// The value of header `name` (lower case).
+    /// The value of header `name` (in any case).
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.lines().find_map(|l| {
             let (n, v) = l.split_once(':')?;
@@ -450,14 +450,15 @@ impl Nginx {
         )
         .unwrap();
         // As root, nginx's workers run as nobody: they read the htpasswd file on every
-        // request, so it and the directories above it must be readable to others.
+        // request, so it, `dir` and the test's temporary directory above it (0700 when
+        // made) must be readable to others. The key is read by the master, as root.
         use std::os::unix::fs::PermissionsExt;
-        let mut up = Some(dir);
-        while let Some(d) = up.filter(|d| d.starts_with(std::env::temp_dir())) {
-            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
-            up = d.parent().filter(|p| *p != std::env::temp_dir());
-        }
-        fs::set_permissions(dir.join("htpasswd"), fs::Permissions::from_mode(0o644)).unwrap();
+        let mode = |path: &Path, mode| {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        };
+        mode(dir.parent().unwrap(), 0o755);
+        mode(dir, 0o755);
+        mode(&dir.join("htpasswd"), 0o644);
 
         // nginx cannot report a port it picked, so they are chosen here; a port taken in
         // between is retried with new ones.
@@ -544,6 +545,8 @@ impl Nginx {
             .arg("-e")
             .arg(dir.join("error.log"))
             .args(["-g", "daemon off;"])
+            // nginx takes listening sockets from this variable (a binary upgrade).
+            .env_remove("NGINX")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
