@@ -11,8 +11,10 @@ cd "$(dirname "$0")/.."
 # strace reads the processor's fsync-before-ack order (crates/telltale/tests/it/fsync.rs);
 # iproute2 and nftables build the routed test network `telltale probe` is tested on
 # (crates/telltale/tests/it/probe.rs, network namespaces, as root); libcap2-bin gives the
-# probe test binary `setcap cap_net_raw+p`, as the container image does.
-APT_PACKAGES=(influxdb victoria-metrics prometheus-alertmanager docker-compose chromium strace iproute2 nftables libcap2-bin)
+# probe test binary `setcap cap_net_raw+p`, as the container image does; nginx, with
+# curl and openssl, runs the hardened proxy recipe deploy/nginx/ in front of telltale
+# (crates/telltale/tests/it/nginx.rs: TLS, basic auth, rate limit, JSON access log).
+APT_PACKAGES=(influxdb victoria-metrics prometheus-alertmanager docker-compose chromium strace iproute2 nftables libcap2-bin nginx curl openssl)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

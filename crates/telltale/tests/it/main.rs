@@ -18,6 +18,7 @@ mod fsync;
 mod grafana_queries;
 mod loadtest;
 mod network_path_dashboard;
+mod nginx;
 mod overload;
 mod probe;
 mod shutdown;
