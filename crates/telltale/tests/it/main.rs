@@ -21,6 +21,7 @@ mod network_path_dashboard;
 mod nginx;
 mod overload;
 mod probe;
+mod secrets;
 mod shutdown;
 mod spike;
 mod status_page;
