@@ -29,7 +29,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
-use telltale_core::auth::{Denied, Role, Tokens};
+use telltale_core::auth::{Access, Denied, Role, RouteAccess, Tokens};
 use telltale_core::event::MICROS_PER_SEC;
 
 use crate::run::SimHandle;
@@ -286,6 +286,13 @@ impl Control {
         }
     }
 }
+
+/// Who may use the routes of [`control_router`].
+pub const CONTROL_ROUTES: &[RouteAccess] = &[
+    RouteAccess::new("GET", "/control", Access::Read),
+    RouteAccess::new("POST", "/control/spike", Access::Needs(Role::Admin)),
+    RouteAccess::new("POST", "/control/incident", Access::Needs(Role::Admin)),
+];
 
 /// The control routes over `sim`, ready to be served or merged into another router; the
 /// `POST`s need an admin token once `tokens` has any.

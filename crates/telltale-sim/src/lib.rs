@@ -39,7 +39,7 @@ mod sim;
 use std::time::Duration;
 
 pub use control::{
-    ControlError, ControlErrorBody, ControlStatus, IncidentRequest, IncidentStatus,
+    CONTROL_ROUTES, ControlError, ControlErrorBody, ControlStatus, IncidentRequest, IncidentStatus,
     MAX_CONTROL_DURATION, MAX_SPIKE_FACTOR, SpikeRequest, SpikeStatus, control_router,
 };
 pub use error::SimError;

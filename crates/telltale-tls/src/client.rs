@@ -10,12 +10,12 @@ use std::path::Path;
 
 use telltale_core::config::ClientTlsConfig;
 
-use crate::TlsError;
+use crate::error::TlsError;
 
 /// A client builder that can speak https (the ring provider installed). Every HTTP client
 /// in telltale starts here; reqwest's own `Client::new()` would find no crypto provider.
 pub fn client_builder() -> reqwest::ClientBuilder {
-    crate::provider();
+    crate::provider::provider();
     reqwest::Client::builder()
 }
 

@@ -25,26 +25,14 @@ mod client;
 mod error;
 mod listener;
 mod pem;
+mod provider;
 mod reload;
 mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-use std::sync::{Arc, OnceLock};
-
 pub use client::{client_builder, with_client_tls};
 pub use error::TlsError;
 pub use listener::{Listener, Stream};
+pub use provider::provider;
 pub use server::server_config;
-
-/// The crypto provider of every TLS connection telltale makes or takes: ring's.
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    static PROVIDER: OnceLock<Arc<rustls::crypto::CryptoProvider>> = OnceLock::new();
-    Arc::clone(PROVIDER.get_or_init(|| {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        // The process default, for reqwest (built with no provider of its own). Another
-        // one installed first (by an embedding program) is kept.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        provider
-    }))
-}

@@ -8,7 +8,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::TlsError;
+use crate::error::TlsError;
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {
@@ -62,7 +62,7 @@ pub(crate) fn key(what: &'static str, path: &Path) -> Result<PrivateKeyDer<'stat
 pub(crate) fn certified_key(cert: &Path, key_path: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
     let chain = certs("certificate file", cert)?;
     let key = key("private key file", key_path)?;
-    let provider = crate::provider();
+    let provider = crate::provider::provider();
     let ck = CertifiedKey::from_der(chain, key, &provider).map_err(|source| TlsError::Rustls {
         what: format!(
             "the certificate {} and the key {} do not make a usable pair",

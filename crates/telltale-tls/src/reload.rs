@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::TlsError;
+use crate::error::TlsError;
 
 /// What tells that a file changed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rustls::server::WebPkiClientVerifier;
 use telltale_core::config::ServerTlsConfig;
 
-use crate::TlsError;
+use crate::error::TlsError;
 use crate::reload::ReloadingCert;
 
 /// The server config for `tls`, or `None` when TLS is off. Loads and checks the files
@@ -17,7 +17,7 @@ pub fn server_config(tls: &ServerTlsConfig) -> Result<Option<Arc<rustls::ServerC
         return Ok(None);
     };
     let resolver = Arc::new(ReloadingCert::new(Path::new(cert), Path::new(key))?);
-    let provider = crate::provider();
+    let provider = crate::provider::provider();
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|source| TlsError::Rustls {

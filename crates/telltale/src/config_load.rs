@@ -92,7 +92,8 @@ pub fn load(args: &ConfigArgs) -> anyhow::Result<Loaded> {
 
 /// The bearer tokens: write (ingest) tokens from `server.tokens_file` and
 /// `TELLTALE_INGEST_TOKENS`, admin tokens from `server.admin_tokens_file` and
-/// `TELLTALE_ADMIN_TOKENS` (both comma-separated).
+/// `TELLTALE_ADMIN_TOKENS`, read-only tokens from `server.read_tokens_file` and
+/// `TELLTALE_READ_TOKENS` (each comma-separated), and whether reading needs one.
 pub fn tokens(cfg: &PipelineConfig) -> anyhow::Result<Tokens> {
     let read = |key: &str, file: &Option<String>, env: &str| -> anyhow::Result<Vec<String>> {
         let mut tokens = Vec::new();
@@ -118,12 +119,26 @@ pub fn tokens(cfg: &PipelineConfig) -> anyhow::Result<Tokens> {
         Ok(tokens)
     };
     let s = &cfg.server;
-    Ok(Tokens::new(
+    let tokens = Tokens::new(
         read("tokens_file", &s.tokens_file, "TELLTALE_INGEST_TOKENS")?,
         read(
             "admin_tokens_file",
             &s.admin_tokens_file,
             "TELLTALE_ADMIN_TOKENS",
         )?,
-    ))
+    )
+    .with_reads(
+        read(
+            "read_tokens_file",
+            &s.read_tokens_file,
+            "TELLTALE_READ_TOKENS",
+        )?,
+        s.read_requires_token,
+    );
+    if tokens.reads_closed() && !tokens.any() {
+        anyhow::bail!(
+            "server.read_requires_token is on but no token is configured, so nobody could              read: set server.read_tokens_file (or TELLTALE_READ_TOKENS), or turn it off"
+        );
+    }
+    Ok(tokens)
 }

@@ -7,6 +7,7 @@
 mod check;
 mod client_tls;
 mod config_load;
+mod guard;
 mod listen;
 mod loadtest;
 mod probe;

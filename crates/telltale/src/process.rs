@@ -278,7 +278,7 @@ pub async fn serve(
     running: &Running,
     listen: &str,
     input: Option<PathBuf>,
-    extra_routes: Option<axum::Router>,
+    extra_routes: Option<(axum::Router, &'static [telltale_core::auth::RouteAccess])>,
     print_address: bool,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -292,7 +292,8 @@ pub async fn serve(
     )
     .await?;
     let scheme = listener.scheme();
-    let settings = HttpSettings::from_config(&loaded.pipeline, tokens(&loaded.pipeline)?);
+    let tokens = tokens(&loaded.pipeline)?;
+    let settings = HttpSettings::from_config(&loaded.pipeline, tokens.clone());
     if settings.tokens.any() {
         use telltale_core::auth::Role;
         tracing::info!(
@@ -303,8 +304,13 @@ pub async fn serve(
     }
     let settings_drain = settings.drain.clone();
     let pipeline = running.pipeline.clone();
-    let app = router(pipeline.clone(), settings, Arc::clone(&running.view))
-        .merge(extra_routes.unwrap_or_default());
+    let mut table = telltale_processor::api::routes();
+    let mut app = router(pipeline.clone(), settings, Arc::clone(&running.view));
+    if let Some((extra, extra_table)) = extra_routes {
+        app = app.merge(extra);
+        table.extend_from_slice(extra_table);
+    }
+    let app = crate::guard::guarded(app, table, tokens);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let summary = tokio::spawn(telltale_processor::summary::run(
         Arc::clone(pipeline.metrics()),

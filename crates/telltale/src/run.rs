@@ -150,7 +150,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             &running,
             &listen,
             None,
-            Some(control),
+            Some((control, telltale_sim::CONTROL_ROUTES)),
             args.print_address,
             shutdown_signal(),
         )

@@ -250,7 +250,11 @@ impl ControlServer {
             "control API on {scheme}://{local}/control: e.g. `telltale spike --control {scheme}://{local} --factor 10 --for 60s`"
         );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = control_router(sim.clone(), tokens);
+        let app = crate::guard::guarded(
+            control_router(sim.clone(), tokens.clone()),
+            telltale_sim::CONTROL_ROUTES.to_vec(),
+            tokens,
+        );
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

@@ -76,6 +76,12 @@ pub struct ServerConfig {
     /// simulator's control API (`POST /control/*`) needs one once any token is configured,
     /// and an admin token may also ingest. Keep the file out of git.
     pub admin_tokens_file: Option<String>,
+    /// File with one read-only bearer token per line (also `TELLTALE_READ_TOKENS`), for
+    /// dashboards and scrapers when reading is closed. Keep the file out of git.
+    pub read_tokens_file: Option<String>,
+    /// Close reading: the status page, `/api/v1/*` and `/metrics` then need a token of
+    /// any role (`/healthz` stays open for load balancers). Needs at least one token.
+    pub read_requires_token: bool,
     /// Request body bytes all ingest requests in flight may hold together; a request that
     /// would go over is refused with 429 and `Retry-After` before its body is read.
     pub max_inflight_bytes: usize,
@@ -103,6 +109,8 @@ impl Default for ServerConfig {
             max_body_bytes: 16 * 1024 * 1024,
             tokens_file: None,
             admin_tokens_file: None,
+            read_tokens_file: None,
+            read_requires_token: false,
             max_inflight_bytes: 256 * 1024 * 1024,
             queue_batches: 64,
             shutdown_timeout: Duration::from_secs(30),

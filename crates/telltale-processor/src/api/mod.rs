@@ -15,12 +15,26 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 pub use error::ApiError;
+use telltale_core::auth::{Access, RouteAccess};
 
 use crate::drain::Drain;
 use crate::metrics::Metrics;
 use crate::outputs::SloView;
 use crate::pipeline::Pipeline;
 use crate::sources::http::{self as http_source, HttpSettings};
+
+/// Who may use each route of [`router`]: the table the binary's guard checks every request
+/// against (a route missing here is refused, never served unguarded).
+pub fn routes() -> Vec<RouteAccess> {
+    let mut table = http_source::ROUTES.to_vec();
+    table.extend([
+        RouteAccess::new("GET", "/", Access::Read),
+        RouteAccess::new("GET", "/api/v1/slo", Access::Read),
+        RouteAccess::new("GET", "/healthz", Access::Open),
+        RouteAccess::new("GET", "/metrics", Access::Read),
+    ]);
+    table
+}
 
 /// Every route of the processor, ready to be served (or merged with more, such as the
 /// simulator's control API in `telltale run`).

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod access;
 mod alerts;
 mod cli;
 mod compose;

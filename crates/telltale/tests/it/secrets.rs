@@ -55,7 +55,8 @@ fn no_token_or_influx_secret_appears_in_the_debug_log() {
             .env("TELLTALE_LOG", "debug")
             .stderr(Stdio::piped()),
     );
-    let line = r#"{"service":"auth","timestamp":"2026-12-03T10:00:00Z","status_code":200,"latency_ms":5}"#;
+    let line =
+        r#"{"service":"auth","timestamp":"2026-12-03T10:00:00Z","status_code":200,"latency_ms":5}"#;
     assert_eq!(post(run.addr, "/v1/events", GUESS, line), 401);
     assert_eq!(post(run.addr, "/v1/events", INGEST, line), 200);
     let spike = r#"{"factor":2,"duration":"1s"}"#;

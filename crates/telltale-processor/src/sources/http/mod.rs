@@ -9,6 +9,7 @@
 mod body;
 
 use std::sync::Arc;
+use telltale_core::auth::{Access, Role, RouteAccess, Tokens};
 
 use axum::Json;
 use axum::Router;
@@ -18,7 +19,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Serialize;
-use telltale_core::auth::Tokens;
 use telltale_core::config::{AutoscaleConfig, PipelineConfig};
 use tokio::sync::Semaphore;
 
@@ -94,6 +94,13 @@ struct IngestState {
     pool: IngestPool,
     inflight: Arc<Semaphore>,
 }
+
+/// Who may use the routes of [`routes`].
+pub const ROUTES: &[RouteAccess] = &[RouteAccess::new(
+    "POST",
+    "/v1/events",
+    Access::Needs(Role::Write),
+)];
 
 /// `POST /v1/events`, with its own state, ready to be merged into a server's router.
 pub fn routes(pipeline: Pipeline, settings: HttpSettings) -> Router {

@@ -1,0 +1,148 @@
+//! The access guard of every server the binary opens: each request is checked against the
+//! route table of the server ([`telltale_processor::api::routes`],
+//! [`telltale_sim::CONTROL_ROUTES`]) and the configured tokens before it reaches a
+//! handler. Fail closed: a route that is served but missing from the table answers 500
+//! (and says so in the log), a method the table does not list for a path answers 405; so
+//! a new route cannot be served without a rule, and the walking test below checks every
+//! rule.
+//!
+//! The handlers of ingest and control check their own role too (defence in depth).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use telltale_core::auth::{Denied, RouteAccess, Tokens};
+
+#[derive(Debug)]
+struct Guard {
+    table: Vec<RouteAccess>,
+    tokens: Tokens,
+}
+
+/// `router` with every request checked against `table` and `tokens`.
+pub fn guarded(router: Router, table: Vec<RouteAccess>, tokens: Tokens) -> Router {
+    let guard = Arc::new(Guard { table, tokens });
+    router.route_layer(axum::middleware::from_fn_with_state(guard, check))
+}
+
+fn refuse(status: StatusCode, message: String) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    let Some(path) = request.extensions().get::<MatchedPath>().cloned() else {
+        return next.run(request).await;
+    };
+    let path = path.as_str();
+    // HEAD is served by a GET route.
+    let method = match request.method().as_str() {
+        "HEAD" => "GET",
+        m => m,
+    };
+    let Some(rule) = guard
+        .table
+        .iter()
+        .find(|r| r.path == path && r.method == method)
+    else {
+        let allowed: Vec<&str> = guard
+            .table
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.method)
+            .collect();
+        if allowed.is_empty() {
+            tracing::error!(path, "a served route has no access rule: refusing it");
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{path} has no access rule (a bug: add it to the route table)"),
+            );
+        }
+        let mut resp = refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!(
+                "{method} is not allowed on {path}: use {}",
+                allowed.join(", ")
+            ),
+        );
+        if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+            resp.headers_mut().insert(header::ALLOW, v);
+        }
+        return resp;
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match guard.tokens.allows(presented, rule.access) {
+        Ok(()) => next.run(request).await,
+        Err(Denied::Unauthenticated) => {
+            let mut resp = refuse(
+                StatusCode::UNAUTHORIZED,
+                format!("{method} {path} needs a bearer token (Authorization: Bearer <token>)"),
+            );
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp
+        }
+        Err(Denied::Forbidden { needs }) => refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{method} {path} needs a token of the {} role; this one may not",
+                needs.as_str()
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::{get, post};
+    use telltale_core::auth::{Access, Role};
+    use tower::ServiceExt;
+
+    async fn status(app: &Router, method: &str, path: &str, token: Option<&str>) -> u16 {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let resp = app
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        resp.status().as_u16()
+    }
+
+    fn app(table: Vec<RouteAccess>) -> Router {
+        let router = Router::new()
+            .route("/read", get(|| async { "r" }))
+            .route("/write", post(|| async { "w" }))
+            .route("/forgotten", post(|| async { "f" }));
+        guarded(
+            router,
+            table,
+            Tokens::new(vec!["w".into()], vec!["a".into()]),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_route_missing_from_the_table_is_refused_not_served() {
+        let app = app(vec![
+            RouteAccess::new("GET", "/read", Access::Read),
+            RouteAccess::new("POST", "/write", Access::Needs(Role::Write)),
+        ]);
+        assert_eq!(status(&app, "POST", "/forgotten", Some("a")).await, 500);
+        assert_eq!(status(&app, "GET", "/read", None).await, 200);
+        assert_eq!(status(&app, "HEAD", "/read", None).await, 200);
+        assert_eq!(status(&app, "POST", "/write", None).await, 401);
+        assert_eq!(status(&app, "POST", "/write", Some("w")).await, 200);
+        assert_eq!(status(&app, "GET", "/write", Some("a")).await, 405);
+        assert_eq!(status(&app, "GET", "/nowhere", None).await, 404);
+    }
+}
