@@ -32,7 +32,8 @@ COPY --from=builder /usr/local/bin/telltale-query /usr/local/bin/
 # `telltale probe` needs raw sockets as uid 10001: the file capability cap_net_raw+p
 # puts CAP_NET_RAW in its permitted set when the container keeps NET_RAW (compose:
 # `cap_drop: [ALL]`, `cap_add: [NET_RAW]`), and the binary raises it itself. With `+p`
-# alone (no `+e`) it still starts where NET_RAW was dropped; it only cannot probe.
+# alone (no `+e`) it still starts where NET_RAW was dropped; it then traces ICMP over
+# unprivileged ping sockets where net.ipv4.ping_group_range allows, or says what to grant.
 # COPY does not reliably keep the security.capability xattr (moby/moby#20435,
 # moby/buildkit#2250), so it is set here, in the layer that adds the binary (mounted
 # from the builder, not copied and then modified: one copy in the image). libcap2-bin,

@@ -243,6 +243,19 @@ fn compose_file_is_valid_and_complete() {
         published.contains("8081") && published.contains("127.0.0.1"),
         "the simulator publishes its control API port 8081 on 127.0.0.1: {published}"
     );
+    // Nothing is published beyond localhost by default (docs/security.md).
+    for (name, service) in cfg["services"].as_mapping().expect("services") {
+        let Some(ports) = service.get("ports").and_then(|p| p.as_sequence()) else {
+            continue;
+        };
+        for port in ports {
+            let text = serde_norway::to_string(port).unwrap();
+            assert!(
+                text.contains("127.0.0.1"),
+                "{name:?} publishes a port beyond localhost: {text}"
+            );
+        }
+    }
 
     // Grafana gets the provisioning, the dashboards and the alert rules.
     let g = &cfg["services"]["grafana"];
