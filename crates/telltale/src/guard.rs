@@ -3,10 +3,14 @@
 //! [`telltale_sim::CONTROL_ROUTES`]) and the configured tokens before it reaches a
 //! handler. Fail closed: a route that is served but missing from the table answers 500
 //! (and says so in the log), a method the table does not list for a path answers 405; so
-//! a new route cannot be served without a rule, and the walking test below checks every
-//! rule.
+//! a new route cannot be served without a rule. Reading routes (`Access::Read`) are
+//! refused here when reading is closed.
 //!
-//! The handlers of ingest and control check their own role too (defence in depth).
+//! State-changing routes (`Access::Needs`) are refused by their own handler (ingest and
+//! control check the role with the same `Tokens`), so the answer is in that surface's
+//! words and counted in its metrics (`telltale_http_ingest_responses_total{code="401"}`);
+//! the walking test (`tests/it/access.rs`) calls every such route without a token and
+//! with each role's, so a handler that forgot its check fails it.
 
 use std::sync::Arc;
 
@@ -15,7 +19,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use telltale_core::auth::{Denied, RouteAccess, Tokens};
+use telltale_core::auth::{Access, Denied, RouteAccess, Tokens};
 
 #[derive(Debug)]
 struct Guard {
@@ -77,6 +81,10 @@ async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    if matches!(rule.access, Access::Needs(_)) {
+        // The handler checks its role (see the module doc).
+        return next.run(request).await;
+    }
     match guard.tokens.allows(presented, rule.access) {
         Ok(()) => next.run(request).await,
         Err(Denied::Unauthenticated) => {
@@ -103,7 +111,7 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::routing::{get, post};
-    use telltale_core::auth::{Access, Role};
+    use telltale_core::auth::Role;
     use tower::ServiceExt;
 
     async fn status(app: &Router, method: &str, path: &str, token: Option<&str>) -> u16 {
@@ -122,26 +130,32 @@ mod tests {
     fn app(table: Vec<RouteAccess>) -> Router {
         let router = Router::new()
             .route("/read", get(|| async { "r" }))
+            .route("/healthz", get(|| async { "ok" }))
             .route("/write", post(|| async { "w" }))
             .route("/forgotten", post(|| async { "f" }));
-        guarded(
-            router,
-            table,
-            Tokens::new(vec!["w".into()], vec!["a".into()]),
-        )
+        let tokens = Tokens::new(vec!["w".into()], vec!["a".into()]).with_reads(Vec::new(), true);
+        guarded(router, table, tokens)
     }
 
     #[tokio::test]
     async fn a_route_missing_from_the_table_is_refused_not_served() {
         let app = app(vec![
             RouteAccess::new("GET", "/read", Access::Read),
+            RouteAccess::new("GET", "/healthz", Access::Open),
             RouteAccess::new("POST", "/write", Access::Needs(Role::Write)),
         ]);
         assert_eq!(status(&app, "POST", "/forgotten", Some("a")).await, 500);
-        assert_eq!(status(&app, "GET", "/read", None).await, 200);
-        assert_eq!(status(&app, "HEAD", "/read", None).await, 200);
-        assert_eq!(status(&app, "POST", "/write", None).await, 401);
-        assert_eq!(status(&app, "POST", "/write", Some("w")).await, 200);
+        assert_eq!(
+            status(&app, "GET", "/read", None).await,
+            401,
+            "reads closed"
+        );
+        assert_eq!(status(&app, "GET", "/read", Some("nope")).await, 401);
+        assert_eq!(status(&app, "GET", "/read", Some("w")).await, 200);
+        assert_eq!(status(&app, "HEAD", "/read", Some("w")).await, 200);
+        assert_eq!(status(&app, "GET", "/healthz", None).await, 200);
+        // A state-changing route is the handler's to refuse (this one does not check).
+        assert_eq!(status(&app, "POST", "/write", None).await, 200);
         assert_eq!(status(&app, "GET", "/write", Some("a")).await, 405);
         assert_eq!(status(&app, "GET", "/nowhere", None).await, 404);
     }

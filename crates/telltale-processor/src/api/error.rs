@@ -14,6 +14,9 @@ pub enum ApiError {
     /// Tokens are configured and the request has none or a wrong one.
     #[error("missing or invalid bearer token: send `Authorization: Bearer <token>`")]
     Unauthorized,
+    /// The token is configured but of a role that may not ingest (a read-only token).
+    #[error("this token may only read: ingest needs a write or admin token")]
+    Forbidden,
     /// The body (or its decompressed form) is over the limit.
     #[error("request body is over the limit of {limit} bytes: send smaller batches")]
     BodyTooLarge {
@@ -50,6 +53,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadBody(_) => StatusCode::BAD_REQUEST,

@@ -52,7 +52,10 @@ pub(super) fn authorize(headers: &HeaderMap, tokens: &Tokens) -> Result<(), ApiE
         .and_then(|v| v.to_str().ok());
     tokens
         .check(presented, Role::Write)
-        .map_err(|_| ApiError::Unauthorized)
+        .map_err(|denied| match denied {
+            telltale_core::auth::Denied::Unauthenticated => ApiError::Unauthorized,
+            telltale_core::auth::Denied::Forbidden { .. } => ApiError::Forbidden,
+        })
 }
 
 pub(super) fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, ApiError> {
