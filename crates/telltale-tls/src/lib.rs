@@ -33,6 +33,6 @@ pub mod testing;
 
 pub use client::{client_builder, with_client_tls};
 pub use error::TlsError;
-pub use listener::{Listener, Stream};
+pub use listener::{Listener, Peer, Stream};
 pub use provider::provider;
 pub use server::server_config;

@@ -243,3 +243,14 @@ async fn answer_plain_http(tcp: &mut TcpStream) {
     let _ = tcp.write_all(answer.as_bytes()).await;
     let _ = tcp.shutdown().await;
 }
+
+/// The address a connection came from, for `axum`'s `ConnectInfo` (serve with
+/// `router.into_make_service_with_connect_info::<Peer>()`): per-address rate limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Listener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Listener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}

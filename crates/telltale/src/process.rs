@@ -334,21 +334,24 @@ pub async fn serve(
         loaded.pipeline.server.drain_grace,
         loaded.pipeline.server.shutdown_timeout,
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            drain.start();
-            force_exit_after(timeout);
-            tracing::info!(
-                in_flight = drain.in_flight(),
-                "shutting down: new ingest gets 503, finishing the requests in flight"
-            );
-            tokio::time::sleep(grace).await;
-            drain.idle().await;
-            tracing::info!("no ingest request in flight: closing the listener, flushing the lake");
-        })
-        .await
-        .context("HTTP server failed")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<telltale_tls::Peer>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        drain.start();
+        force_exit_after(timeout);
+        tracing::info!(
+            in_flight = drain.in_flight(),
+            "shutting down: new ingest gets 503, finishing the requests in flight"
+        );
+        tokio::time::sleep(grace).await;
+        drain.idle().await;
+        tracing::info!("no ingest request in flight: closing the listener, flushing the lake");
+    })
+    .await
+    .context("HTTP server failed")?;
     let _ = stop_tx.send(true);
     if let Some(r) = reader {
         r.await.context("input reader panicked")??;

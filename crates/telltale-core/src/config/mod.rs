@@ -66,8 +66,8 @@ pub use catalog::{
 };
 pub use influx::{InfluxApi, InfluxConfig, Secret};
 pub use pipeline::{
-    LakeConfig, LogConfig, PipelineConfig, RollupConfig, ServerConfig, ValidationConfig, WalConfig,
-    WalSync,
+    LakeConfig, LogConfig, PipelineConfig, RateLimitConfig, RollupConfig, ServerConfig,
+    ValidationConfig, WalConfig, WalSync,
 };
 
 pub use error::{ConfigError, ENV_SOURCE};

@@ -100,6 +100,35 @@ pub struct ServerConfig {
     pub drain_grace: Duration,
     /// `[server.tls]`: HTTPS on every listener (off by default).
     pub tls: ServerTlsConfig,
+    /// `[server.rate_limit]`: per-address and per-token limits on ingest requests.
+    pub rate_limit: RateLimitConfig,
+}
+
+/// `[server.rate_limit]`: how many ingest requests (`POST /v1/events`) a client address
+/// and a bearer token may make; past it, 429 with `Retry-After`. A generic cell rate
+/// (GCRA): `burst` requests at once, then one every `1 / rate` seconds. Off while 0.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Requests a second one client address may make (fractions allowed: 0.5 = one every
+    /// 2 s); 0 = no limit. Behind a proxy every request comes from the proxy's address:
+    /// limit there instead (deploy/nginx/).
+    pub per_address_per_second: f64,
+    /// Requests a second one bearer token may make, from any address; 0 = no limit.
+    pub per_token_per_second: f64,
+    /// Requests allowed at once above the rate; 0 = the rate rounded up (at least 1).
+    pub burst: u32,
+}
+
+impl RateLimitConfig {
+    /// The burst in effect for `rate`.
+    pub fn burst_for(&self, rate: f64) -> u32 {
+        if self.burst > 0 {
+            self.burst
+        } else {
+            (rate.ceil() as u32).max(1)
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -116,6 +145,7 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(30),
             drain_grace: Duration::ZERO,
             tls: ServerTlsConfig::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -280,6 +310,26 @@ impl PipelineConfig {
             ));
         }
         self.server.tls.validate(file, "server.tls")?;
+        for (key, rate) in [
+            (
+                "server.rate_limit.per_address_per_second",
+                self.server.rate_limit.per_address_per_second,
+            ),
+            (
+                "server.rate_limit.per_token_per_second",
+                self.server.rate_limit.per_token_per_second,
+            ),
+        ] {
+            if !(rate.is_finite() && rate >= 0.0) {
+                return Err(invalid(
+                    file,
+                    key,
+                    format!(
+                        "`{rate}` must be 0 (no limit) or a positive number of requests a second, e.g. 100"
+                    ),
+                ));
+            }
+        }
         if self.limits.max_services == 0 {
             return Err(invalid(
                 file,

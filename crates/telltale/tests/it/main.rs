@@ -22,6 +22,7 @@ mod network_path_dashboard;
 mod nginx;
 mod overload;
 mod probe;
+mod rate_limit;
 mod secrets;
 mod shutdown;
 mod spike;

@@ -7,6 +7,7 @@
 //! acknowledged by the pipeline.
 
 mod body;
+mod rate_limit;
 
 use std::sync::Arc;
 use telltale_core::auth::{Access, Role, RouteAccess, Tokens};
@@ -46,6 +47,8 @@ pub struct HttpSettings {
     pub autoscale: AutoscaleConfig,
     /// Shutdown: once draining, new requests get 503 with `Retry-After`.
     pub drain: Drain,
+    /// Per-address and per-token request limits (429 with `Retry-After` past them).
+    pub rate_limit: telltale_core::config::RateLimitConfig,
 }
 
 impl HttpSettings {
@@ -59,6 +62,7 @@ impl HttpSettings {
             queue_batches: cfg.server.queue_batches,
             autoscale: cfg.autoscale.clone(),
             drain: Drain::default(),
+            rate_limit: cfg.server.rate_limit.clone(),
         }
     }
 }
@@ -105,6 +109,8 @@ pub const ROUTES: &[RouteAccess] = &[RouteAccess::new(
 /// `POST /v1/events`, with its own state, ready to be merged into a server's router.
 pub fn routes(pipeline: Pipeline, settings: HttpSettings) -> Router {
     let max_body = settings.max_body_bytes;
+    let rate_limit = settings.rate_limit.clone();
+    let metrics = Arc::clone(pipeline.metrics());
     let pool = IngestPool::start(
         settings.queue_batches,
         settings.autoscale.clone(),
@@ -119,11 +125,12 @@ pub fn routes(pipeline: Pipeline, settings: HttpSettings) -> Router {
         pool,
         inflight,
     };
-    Router::new()
+    let routes = Router::new()
         .route("/v1/events", post(ingest))
         // Our own check below gives the JSON error; this only stops axum buffering more.
         .layer(DefaultBodyLimit::max(max_body))
-        .with_state(state)
+        .with_state(state);
+    rate_limit::limit(routes, &rate_limit, &metrics)
 }
 
 /// Response body of `POST /v1/events`.

@@ -1,0 +1,147 @@
+//! Per-address and per-token limits on ingest requests (`[server.rate_limit]`), with
+//! `tower_governor` (GCRA): 429 with `Retry-After` and a JSON body naming the limit,
+//! counted in `telltale_http_ingest_responses_total{code="429"}`.
+
+use std::hash::BuildHasher;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use telltale_core::config::RateLimitConfig;
+use tower_governor::GovernorError;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::key_extractor::KeyExtractor;
+
+use crate::metrics::{CodeLabel, Metrics};
+
+/// The client's address (from `ConnectInfo<Peer>`; unspecified when served without it).
+#[derive(Debug, Clone, Copy)]
+struct ByAddress;
+
+impl KeyExtractor for ByAddress {
+    type Key = IpAddr;
+
+    fn extract<T>(&self, req: &Request<T>) -> Result<IpAddr, GovernorError> {
+        Ok(req
+            .extensions()
+            .get::<ConnectInfo<telltale_tls::Peer>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.0.ip()))
+    }
+}
+
+/// A hash of the bearer token (the token itself is not kept in the limiter's table);
+/// requests without one share one key.
+#[derive(Debug, Clone)]
+struct ByToken(std::collections::hash_map::RandomState);
+
+impl KeyExtractor for ByToken {
+    type Key = u64;
+
+    fn extract<T>(&self, req: &Request<T>) -> Result<u64, GovernorError> {
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        Ok(self.0.hash_one(token))
+    }
+}
+
+/// `routes` with the limits of `cfg` applied (unchanged when both are 0).
+pub(super) fn limit(mut routes: Router, cfg: &RateLimitConfig, metrics: &Arc<Metrics>) -> Router {
+    if cfg.per_token_per_second > 0.0 {
+        routes = layer(
+            routes,
+            ByToken(Default::default()),
+            cfg.per_token_per_second,
+            cfg.burst_for(cfg.per_token_per_second),
+            "token",
+            metrics,
+        );
+    }
+    if cfg.per_address_per_second > 0.0 {
+        routes = layer(
+            routes,
+            ByAddress,
+            cfg.per_address_per_second,
+            cfg.burst_for(cfg.per_address_per_second),
+            "client address",
+            metrics,
+        );
+    }
+    routes
+}
+
+fn layer<K>(
+    routes: Router,
+    key: K,
+    rate: f64,
+    burst: u32,
+    per: &'static str,
+    metrics: &Arc<Metrics>,
+) -> Router
+where
+    K: KeyExtractor + Send + Sync + 'static,
+    K::Key: Send + Sync + 'static,
+{
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let config = GovernorConfigBuilder::default()
+        .period(period)
+        .burst_size(burst)
+        .key_extractor(key)
+        .finish()
+        .expect("a positive rate and burst");
+    let limiter = Arc::clone(config.limiter());
+    // Forget idle clients now and then, so the table stays as small as the active set.
+    std::thread::Builder::new()
+        .name("rate-limit-gc".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(60));
+                limiter.retain_recent();
+            }
+        })
+        .ok();
+    let metrics = Arc::clone(metrics);
+    let layer = tower_governor::GovernorLayer::new(config)
+        .error_handler(move |e| refusal(e, rate, burst, per, &metrics));
+    routes.layer(layer)
+}
+
+fn refusal(
+    e: GovernorError,
+    rate: f64,
+    burst: u32,
+    per: &str,
+    metrics: &Metrics,
+) -> Response<Body> {
+    let wait_s = match &e {
+        GovernorError::TooManyRequests { wait_time, .. } => (*wait_time).max(1),
+        _ => 1,
+    };
+    metrics
+        .http_responses
+        .get_or_create(&CodeLabel {
+            code: "429".to_owned(),
+        })
+        .inc();
+    let body = serde_json::json!({
+        "error": format!(
+            "rate limit: at most {rate} requests a second per {per} (burst {burst}, \
+             server.rate_limit); retry after {wait_s}s"
+        ),
+    });
+    let mut resp = Response::new(Body::from(body.to_string()));
+    *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(wait_s));
+    resp
+}
