@@ -36,7 +36,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const BASE_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Delivery tallies.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct HttpStats {
     /// Batches delivered (2xx).
     pub batches: u64,
@@ -50,6 +50,9 @@ pub struct HttpStats {
     pub accepted: u64,
     /// Lines the server rejected.
     pub rejected: u64,
+    /// Why delivery stopped for good: the server's TLS certificate is not trusted (no
+    /// retry can fix that; the fix is a CA file). What was left is in the dropped counts.
+    pub fatal: Option<String>,
 }
 
 /// Where and how to POST: the one HTTP output of telltale's line producers (`telltale
@@ -193,6 +196,18 @@ impl HttpTarget {
                     );
                     wait
                 }
+                Err(e) if untrusted_certificate(&e) => {
+                    let reason = format!(
+                        "the server's TLS certificate is not trusted ({}): pass the CA that \
+                         signed it with --tls-ca FILE (or TELLTALE_TLS_CA)",
+                        error_chain(&e)
+                    );
+                    tracing::error!(url = %self.url, lines, "{reason}; not retrying");
+                    stats.dropped_batches += 1;
+                    stats.dropped_lines += lines;
+                    stats.fatal = Some(reason);
+                    return false;
+                }
                 Err(e) => {
                     let wait = backoff(attempt);
                     warn!(
@@ -281,6 +296,12 @@ fn gzip(data: &[u8]) -> Option<Bytes> {
             None
         }
     }
+}
+
+/// Whether `e` is rustls refusing the server's certificate (unknown issuer, expired,
+/// another host's): a retry would meet the same certificate.
+fn untrusted_certificate(e: &reqwest::Error) -> bool {
+    e.is_connect() && error_chain(e).contains("invalid peer certificate")
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -111,6 +111,8 @@ pub struct RunSummary {
     pub http_accepted: u64,
     /// Lines the server reported rejected.
     pub http_rejected: u64,
+    /// Why HTTP delivery stopped for good (an untrusted server certificate), if it did.
+    pub http_fatal: Option<String>,
     /// Timestamp of the first line, microseconds.
     pub first_us: Option<i64>,
     /// Timestamp of the last line, microseconds.
@@ -441,6 +443,7 @@ pub async fn run(
         http_dropped_lines: http.dropped_lines,
         http_accepted: http.accepted,
         http_rejected: http.rejected,
+        http_fatal: http.fatal,
         first_us,
         last_us,
         elapsed_secs: started.elapsed().as_secs_f64(),

@@ -294,6 +294,12 @@ impl Sink {
                 dropped_lines = stats.dropped_lines,
                 "probe lines delivered"
             );
+            if let Some(reason) = stats.fatal {
+                anyhow::bail!(
+                    "{} probe lines were not delivered: {reason}",
+                    stats.dropped_lines
+                );
+            }
         }
         Ok(())
     }

@@ -209,6 +209,12 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
     let stopped = runtime.block_on(ControlServer::stop(control));
     let summary = simulated?;
     stopped?;
+    if let Some(reason) = &summary.http_fatal {
+        anyhow::bail!(
+            "{} lines were not delivered: {reason}",
+            summary.http_dropped_lines
+        );
+    }
     tracing::info!(
         lines = summary.lines,
         bytes = summary.bytes,

@@ -96,6 +96,37 @@ fn a_processor_over_https_takes_a_simulators_lines_verified_by_its_ca() {
         300.0
     );
 
+    // Without the CA the simulator stops at once and says what to pass, rather than
+    // retrying a certificate no retry can change.
+    let mut sim = telltale()
+        .args(["sim", "--count", "50", "--seed", "8", "--output"])
+        .arg(format!("https://{}/v1/events", processor.addr))
+        .env("TELLTALE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a simulator that retried forever would fail here, not hang the suite.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while sim.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = sim.kill();
+            panic!("the simulator kept retrying an untrusted certificate");
+        }
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+    let out = sim.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not trusted") && err.contains("--tls-ca") && err.contains("not delivered"),
+        "{err}"
+    );
+    assert_eq!(
+        https_metric(processor.addr, &ca_file, None, INGESTED),
+        300.0
+    );
+
     // A plain-HTTP client on the TLS port is told what to do, not left hanging.
     let plain = http::get(processor.addr, "/healthz").expect("an answer over plain HTTP");
     assert_eq!(plain.status, Some(400), "{}", plain.raw);
