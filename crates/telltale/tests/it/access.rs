@@ -6,11 +6,11 @@
 
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::time::Duration;
 
 use telltale_core::auth::{Access, Role, RouteAccess};
 
 use crate::support::child::Server;
+use crate::support::client::{Req, send};
 use crate::support::{LISTEN, telltale};
 
 const READ: &str = "read-token-31";
@@ -19,22 +19,12 @@ const ADMIN: &str = "admin-token-33";
 
 /// `method path` with `token`: the status.
 fn call(addr: SocketAddr, route: &RouteAccess, token: Option<&str>) -> u16 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = telltale_tls::client_builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        let method = reqwest::Method::from_bytes(route.method.as_bytes()).unwrap();
-        let mut req = client.request(method, format!("http://{addr}{}", route.path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.expect("an answer").status().as_u16()
-    })
+    let url = format!("http://{addr}{}", route.path);
+    let req = Req {
+        token,
+        ..Req::default()
+    };
+    send(route.method, &url, req).expect("an answer").status
 }
 
 fn table() -> Vec<RouteAccess> {

@@ -144,41 +144,54 @@ fn alerts_of(n: &Notification) -> Vec<&serde_json::Value> {
     n.body["alerts"].as_array().unwrap().iter().collect()
 }
 
+/// `telltale process --input` over [`outage_file`]`(now_us)` and [`CATALOGUE`], in `dir`,
+/// logging at info; `to_alertmanager` adds how it reaches the Alertmanager.
+fn process_outage(
+    dir: &std::path::Path,
+    now_us: i64,
+    to_alertmanager: impl FnOnce(&mut Command),
+) -> std::process::Output {
+    let (input, services) = (dir.join("events.ndjson"), dir.join("services.toml"));
+    std::fs::write(&input, outage_file(now_us)).unwrap();
+    std::fs::write(&services, CATALOGUE).unwrap();
+    let mut cmd = telltale();
+    cmd.args(["process", "--input"])
+        .arg(&input)
+        .arg("--services")
+        .arg(&services)
+        .arg("--data-dir")
+        .arg(dir.join("lake"))
+        .env("TELLTALE_LOG", "info");
+    to_alertmanager(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    out
+}
+
+/// What the receivers got once both teams have a notification.
+fn wait_for_both_teams(hooks: &Receiver) -> Vec<Notification> {
+    hooks.wait_for(Duration::from_secs(60), |got| {
+        ["identity", "payments"]
+            .iter()
+            .all(|p| got.iter().any(|n| n.path == *p))
+    })
+}
+
 #[test]
 fn regression_a_page_still_firing_at_the_end_of_an_input_reaches_the_team_that_owns_it() {
     let hooks = Receiver::start();
     let am = start_alertmanager(&hooks);
     let dir = tempfile::tempdir().unwrap();
-    let (input, services) = (
-        dir.path().join("events.ndjson"),
-        dir.path().join("services.toml"),
-    );
     let now_us = chrono::Utc::now().timestamp_micros();
-    std::fs::write(&input, outage_file(now_us)).unwrap();
-    std::fs::write(&services, CATALOGUE).unwrap();
-
-    let out = telltale()
-        .args(["process", "--input"])
-        .arg(&input)
-        .arg("--services")
-        .arg(&services)
-        .arg("--data-dir")
-        .arg(dir.path().join("lake"))
-        .env("ALERTMANAGER_URL", &am.url)
-        .env("TELLTALE_LOG", "info")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", describe(&out));
+    let out = process_outage(dir.path(), now_us, |cmd| {
+        cmd.env("ALERTMANAGER_URL", &am.url);
+    });
     let log = String::from_utf8_lossy(&out.stderr);
     // profile's page fired and resolved in old history: logged only.
     assert!(log.contains("alert change is from old data"), "{log}");
 
     // The process has exited: what it posted before exiting is all Alertmanager has.
-    let got = hooks.wait_for(Duration::from_secs(60), |got| {
-        ["identity", "payments"]
-            .iter()
-            .all(|p| got.iter().any(|n| n.path == *p))
-    });
+    let got = wait_for_both_teams(&hooks);
     for (path, service) in [("identity", "login"), ("payments", "pay")] {
         let n = got.iter().find(|n| n.path == path).unwrap();
         assert_eq!(n.body["status"], "firing", "{n:#?}");
@@ -220,13 +233,7 @@ fn alerts_reach_an_alertmanager_over_https_verified_by_the_ca_file() {
     let pair = ca.issue_server(dir.path(), "alertmanager", &["127.0.0.1"]);
     let am = start_alertmanager_with(&hooks, Some(&pair));
     assert!(am.url.starts_with("https://"), "{}", am.url);
-    let (input, services, config) = (
-        dir.path().join("events.ndjson"),
-        dir.path().join("services.toml"),
-        dir.path().join("telltale.toml"),
-    );
-    std::fs::write(&input, outage_file(chrono::Utc::now().timestamp_micros())).unwrap();
-    std::fs::write(&services, CATALOGUE).unwrap();
+    let config = dir.path().join("telltale.toml");
     std::fs::write(
         &config,
         format!(
@@ -237,24 +244,10 @@ fn alerts_reach_an_alertmanager_over_https_verified_by_the_ca_file() {
     )
     .unwrap();
 
-    let out = telltale()
-        .args(["process", "--input"])
-        .arg(&input)
-        .arg("--services")
-        .arg(&services)
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("lake"))
-        .env("TELLTALE_LOG", "info")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", describe(&out));
-    let got = hooks.wait_for(Duration::from_secs(60), |got| {
-        ["identity", "payments"]
-            .iter()
-            .all(|p| got.iter().any(|n| n.path == *p))
+    process_outage(dir.path(), chrono::Utc::now().timestamp_micros(), |cmd| {
+        cmd.arg("--config").arg(&config);
     });
+    let got = wait_for_both_teams(&hooks);
     for (path, service) in [("identity", "login"), ("payments", "pay")] {
         let n = got.iter().find(|n| n.path == path).unwrap();
         assert_eq!(n.body["status"], "firing", "{n:#?}");

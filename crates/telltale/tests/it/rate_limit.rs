@@ -4,9 +4,9 @@
 
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::time::Duration;
 
 use crate::support::child::{Server, process_command};
+use crate::support::client::{Req, send};
 
 const LINE: &str =
     r#"{"service":"auth","timestamp":"2026-12-03T10:00:00Z","status_code":200,"latency_ms":5}"#;
@@ -18,30 +18,14 @@ fn post(addr: SocketAddr, token: Option<&str>) -> (u16, Option<String>, String) 
 
 /// As [`post`], from the loopback address `from` (127.0.0.0/8 is all this machine's).
 fn post_from(from: &str, addr: SocketAddr, token: Option<&str>) -> (u16, Option<String>, String) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = telltale_tls::client_builder()
-            .local_address(from.parse::<std::net::IpAddr>().unwrap())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        let mut req = client
-            .post(format!("http://{addr}/v1/events"))
-            .body(format!("{LINE}\n"));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.expect("an answer");
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap().to_owned());
-        (status, retry_after, resp.text().await.unwrap())
-    })
+    let req = Req {
+        token,
+        body: Some(format!("{LINE}\n")),
+        from: Some(from),
+        ..Req::default()
+    };
+    let a = send("POST", &format!("http://{addr}/v1/events"), req).expect("an answer");
+    (a.status, a.retry_after, a.body)
 }
 
 fn start(dir: &std::path::Path, limits: &str, tokens: Option<&str>) -> Server {

@@ -3,9 +3,9 @@
 //! failing to reach its InfluxDB (so the sink logs its errors).
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use crate::support::child::Server;
+use crate::support::client::{Req, send};
 use crate::support::{LISTEN, closed_port, telltale};
 
 const INGEST: &str = "ingest-secret-5d1c0a";
@@ -15,26 +15,15 @@ const GUESS: &str = "guessed-secret-77e2c1";
 
 /// POST `body` to `http://addr{path}` with `Authorization: Bearer token`: the status.
 fn post(addr: std::net::SocketAddr, path: &str, token: &str, body: &str) -> u16 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = telltale_tls::client_builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        client
-            .post(format!("http://{addr}{path}"))
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .body(body.to_owned())
-            .send()
-            .await
-            .expect("an answer")
-            .status()
-            .as_u16()
-    })
+    let req = Req {
+        token: Some(token),
+        body: Some(body.to_owned()),
+        content_type: Some("application/json"),
+        ..Req::default()
+    };
+    send("POST", &format!("http://{addr}{path}"), req)
+        .expect("an answer")
+        .status
 }
 
 #[test]

@@ -7,11 +7,11 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use telltale_core::config::ClientTlsConfig;
 use telltale_tls::testing::{Pair, TestCa};
 
 use crate::support::child::{Server, process_command};
-use crate::support::{describe, http, telltale};
+use crate::support::client::{Req, send};
+use crate::support::{describe, http, sample, telltale};
 
 /// GET `https://addr{path}` trusting `ca`, presenting `identity`: the status and body, or
 /// the client's error (a refused handshake).
@@ -21,46 +21,30 @@ fn https_get(
     ca: &Path,
     identity: Option<&Pair>,
 ) -> Result<(u16, String), String> {
-    let tls = ClientTlsConfig {
-        ca_file: Some(ca.display().to_string()),
-        cert_file: identity.map(|p| p.cert.display().to_string()),
-        key_file: identity.map(|p| p.key.display().to_string()),
-        insecure_skip_verify: false,
+    let req = Req {
+        ca: Some(ca),
+        identity,
+        ..Req::default()
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = telltale_tls::with_client_tls(
-            telltale_tls::client_builder().timeout(Duration::from_secs(30)),
-            &tls,
-            "test",
-            "test",
-        )
-        .unwrap()
-        .build()
-        .unwrap();
-        let resp = client
-            .get(format!("https://{addr}{path}"))
-            .send()
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.text().await.map_err(|e| e.to_string())?))
-    })
+    send("GET", &format!("https://{addr}{path}"), req).map(|a| (a.status, a.body))
 }
 
 /// The value of `series` in `/metrics`, read over https.
 fn https_metric(addr: SocketAddr, ca: &Path, identity: Option<&Pair>, series: &str) -> f64 {
     let (status, body) = https_get(addr, "/metrics", ca, identity).expect("GET /metrics");
     assert_eq!(status, 200, "{body}");
-    body.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{body}"))
-        .trim()
-        .parse()
-        .unwrap()
+    sample(&body, series)
+}
+
+/// `telltale sim` sending `count` lines (seed `seed`) to `processor` over https, warnings
+/// only; the caller adds the TLS flags.
+fn sim_to(processor: &Server, count: &str, seed: &str) -> std::process::Command {
+    let mut c = telltale();
+    c.args(["sim", "--count", count, "--seed", seed, "--output"])
+        .arg(format!("https://{}/v1/events", processor.addr))
+        .env("TELLTALE_LOG", "warn")
+        .stdout(Stdio::null());
+    c
 }
 
 const INGESTED: &str = "telltale_events_ingested_total{kind=\"service\"}";
@@ -80,13 +64,9 @@ fn a_processor_over_https_takes_a_simulators_lines_verified_by_its_ca() {
             .stderr(Stdio::inherit()),
     );
 
-    let out = telltale()
-        .args(["sim", "--count", "300", "--seed", "7", "--output"])
-        .arg(format!("https://{}/v1/events", processor.addr))
+    let out = sim_to(&processor, "300", "7")
         .arg("--tls-ca")
         .arg(&ca_file)
-        .env("TELLTALE_LOG", "warn")
-        .stdout(Stdio::null())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", describe(&out));
@@ -98,11 +78,7 @@ fn a_processor_over_https_takes_a_simulators_lines_verified_by_its_ca() {
 
     // Without the CA the simulator stops at once and says what to pass, rather than
     // retrying a certificate no retry can change.
-    let mut sim = telltale()
-        .args(["sim", "--count", "50", "--seed", "8", "--output"])
-        .arg(format!("https://{}/v1/events", processor.addr))
-        .env("TELLTALE_LOG", "warn")
-        .stdout(Stdio::null())
+    let mut sim = sim_to(&processor, "50", "8")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -151,17 +127,13 @@ fn with_a_client_ca_the_processor_admits_only_senders_with_a_certificate_of_it()
             .stderr(Stdio::inherit()),
     );
 
-    let out = telltale()
-        .args(["sim", "--count", "120", "--seed", "3", "--output"])
-        .arg(format!("https://{}/v1/events", processor.addr))
+    let out = sim_to(&processor, "120", "3")
         .arg("--tls-ca")
         .arg(&ca_file)
         .arg("--tls-client-cert")
         .arg(&sender.cert)
         .arg("--tls-client-key")
         .arg(&sender.key)
-        .env("TELLTALE_LOG", "warn")
-        .stdout(Stdio::null())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", describe(&out));
@@ -185,7 +157,8 @@ fn check_config_reads_the_certificate_files_as_the_listener_would() {
     let pair = ca.issue_server(dir.path(), "server", &["127.0.0.1"]);
     let other = ca.issue_server(dir.path(), "other", &["127.0.0.1"]);
     let config = dir.path().join("telltale.toml");
-    let write = |cert: &Path, key: &Path| {
+    // `check-config` over a config naming `cert` and `key`.
+    let check = |cert: &Path, key: &Path| {
         std::fs::write(
             &config,
             format!(
@@ -195,13 +168,13 @@ fn check_config_reads_the_certificate_files_as_the_listener_would() {
             ),
         )
         .unwrap();
+        telltale()
+            .args(["check-config", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
     };
-    write(&pair.cert, &pair.key);
-    let out = telltale()
-        .args(["check-config", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = check(&pair.cert, &pair.key);
     assert!(out.status.success(), "{}", describe(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("server.tls: HTTPS with"),
@@ -209,12 +182,7 @@ fn check_config_reads_the_certificate_files_as_the_listener_would() {
         describe(&out)
     );
 
-    write(&pair.cert, &other.key);
-    let out = telltale()
-        .args(["check-config", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = check(&pair.cert, &other.key);
     assert!(
         !out.status.success(),
         "a key of another certificate must fail"

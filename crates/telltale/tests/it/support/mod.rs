@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod child;
+pub mod client;
 pub mod http;
 pub mod mmdb;
 pub mod netns;
@@ -89,6 +90,11 @@ pub fn metric(addr: std::net::SocketAddr, series: &str) -> f64 {
     let body = http::get(addr, "/metrics")
         .and_then(|r| r.body)
         .expect("GET /metrics answers");
+    sample(&body, series)
+}
+
+/// The value of `series` in a `/metrics` page (see [`metric`]).
+pub fn sample(body: &str, series: &str) -> f64 {
     body.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
         .unwrap_or_else(|| panic!("no {series} in /metrics:\n{body}"))
