@@ -73,11 +73,7 @@ fn three_hops_in_order_without_loss() {
         (p["sent"].as_u64(), p["received"].as_u64()),
         (Some(5), Some(5))
     );
-    let rtt = |k: &str| p[k].as_f64().unwrap_or_else(|| panic!("{k} in {p}"));
-    assert!(rtt("rtt_ms") > 0.0, "{p}");
-    assert!(rtt("rtt_min_ms") <= rtt("rtt_median_ms"), "{p}");
-    assert!(rtt("rtt_median_ms") <= rtt("rtt_p95_ms"), "{p}");
-    assert!(rtt("rtt_p95_ms") <= rtt("rtt_max_ms"), "{p}");
+    assert_rtt_distribution(p);
     assert!(
         p["rtt_stddev_ms"].is_number() && p["jitter_ms"].is_number(),
         "{p}"
@@ -232,6 +228,16 @@ fn loss_at_r1_shows_at_r1_and_after_it() {
     assert_loss_at_r1_and_after(p);
 }
 
+/// The destination's RTT distribution of `p` is there and in order: min <= median <= p95
+/// <= max, the last RTT above zero.
+fn assert_rtt_distribution(p: &serde_json::Value) {
+    let rtt = |k: &str| p[k].as_f64().unwrap_or_else(|| panic!("{k} in {p}"));
+    assert!(rtt("rtt_ms") > 0.0, "{p}");
+    assert!(rtt("rtt_min_ms") <= rtt("rtt_median_ms"), "{p}");
+    assert!(rtt("rtt_median_ms") <= rtt("rtt_p95_ms"), "{p}");
+    assert!(rtt("rtt_p95_ms") <= rtt("rtt_max_ms"), "{p}");
+}
+
 /// Every hop of `p` (r1 and after) and its destination show the loss dropped at r1. 60
 /// packets a hop at 30% loss: none lost has odds of 0.7^60, about 5e-10.
 fn assert_loss_at_r1_and_after(p: &serde_json::Value) {
@@ -368,11 +374,7 @@ fn without_any_capability_ping_sockets_find_the_same_hops() {
         (p["sent"].as_u64(), p["received"].as_u64()),
         (Some(5), Some(5))
     );
-    let rtt = |k: &str| p[k].as_f64().unwrap_or_else(|| panic!("{k} in {p}"));
-    assert!(rtt("rtt_ms") > 0.0, "{p}");
-    assert!(rtt("rtt_min_ms") <= rtt("rtt_median_ms"), "{p}");
-    assert!(rtt("rtt_median_ms") <= rtt("rtt_p95_ms"), "{p}");
-    assert!(rtt("rtt_p95_ms") <= rtt("rtt_max_ms"), "{p}");
+    assert_rtt_distribution(p);
     let hops = p["hops"].as_array().unwrap();
     let names: Vec<&str> = hops
         .iter()
