@@ -11,6 +11,7 @@
 //! autoscaler's policy. No I/O, no async runtime: every function here takes values and
 //! returns values, so it is tested directly and can run on any thread.
 
+pub mod access_log;
 pub mod auth;
 pub mod autoscale;
 pub mod config;

@@ -24,6 +24,17 @@ pub struct OversizeLine {
     pub prefix: Vec<u8>,
 }
 
+/// A line the source itself refused: an access log line its format cannot map. The
+/// source leaves an empty line in its place (so the numbers of the lines after it stay
+/// right) and hands the line here, for the dead letter with the source's reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceRejection {
+    /// Why, with the line's number within the source.
+    pub rejection: Rejection,
+    /// The line as it was read.
+    pub raw: Vec<u8>,
+}
+
 /// One batch of raw lines from a source.
 #[derive(Debug, Clone)]
 pub struct IngestBatch {
@@ -35,6 +46,8 @@ pub struct IngestBatch {
     pub first_line: u64,
     /// Lines the source had to cut because they exceeded the line limit.
     pub oversize: Vec<OversizeLine>,
+    /// Lines the source refused itself (see [`SourceRejection`]).
+    pub rejected: Vec<SourceRejection>,
 }
 
 impl IngestBatch {
@@ -45,6 +58,7 @@ impl IngestBatch {
             source: Arc::from(source),
             first_line: 1,
             oversize: Vec::new(),
+            rejected: Vec::new(),
         }
     }
 }

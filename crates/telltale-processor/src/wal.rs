@@ -23,7 +23,9 @@
 //!
 //! On disk: `<data_dir>/wal/<first lsn, 20 digits>.wal` segments, each an 8-byte magic
 //! followed by frames `len u32 | crc32 u32 | lsn u64 | kind u8 | payload`, little endian,
-//! the CRC covering lsn, kind and payload. A torn or corrupt frame ends the log: the
+//! the CRC covering lsn, kind and payload. A batch with lines its source refused (kind
+//! [`KIND_BATCH_REJECTS`]) carries them after the cut lines, so their dead letters
+//! survive a crash like the lines do. A torn or corrupt frame ends the log: the
 //! segment is cut there on start and any later segments are renamed `*.corrupt`.
 
 use std::fs::{self, File, OpenOptions};
@@ -38,7 +40,7 @@ use telltale_core::rollup::RollupsSnapshot;
 use telltale_lake::error::LakeError;
 use telltale_lake::store::{LakeStore, StoredFile};
 
-use crate::batch::OversizeLine;
+use crate::batch::{OversizeLine, SourceRejection};
 
 const MAGIC: &[u8; 8] = b"TTWAL01\n";
 const SEGMENT_EXT: &str = ".wal";
@@ -105,6 +107,11 @@ impl Marker {
 }
 
 const KIND_BATCH: u8 = 0;
+/// A batch followed by the lines its source refused (an access log line its format
+/// cannot map): `count u32`, then per line `line u64 | reason u8+bytes | field u8+bytes |
+/// message u32+bytes | raw u32+bytes`. Batches without such lines keep [`KIND_BATCH`], so
+/// logs written before it replay unchanged.
+const KIND_BATCH_REJECTS: u8 = 16;
 
 /// A batch as logged: the raw lines and everything their parse depends on.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +124,8 @@ pub struct LoggedBatch {
     pub first_line: u64,
     /// Lines the source cut for being too long.
     pub oversize: Vec<OversizeLine>,
+    /// Lines the source refused itself.
+    pub rejected: Vec<SourceRejection>,
     /// The lines.
     pub data: bytes::Bytes,
 }
@@ -137,7 +146,11 @@ fn encode_frame(out: &mut Vec<u8>, lsn: u64, body: &RecordBody) {
     match body {
         RecordBody::Marker(m) => out.push(*m as u8),
         RecordBody::Batch(b) => {
-            out.push(KIND_BATCH);
+            out.push(if b.rejected.is_empty() {
+                KIND_BATCH
+            } else {
+                KIND_BATCH_REJECTS
+            });
             out.extend_from_slice(&b.received_at_us.to_le_bytes());
             out.extend_from_slice(&b.first_line.to_le_bytes());
             let src = b.source.as_bytes();
@@ -150,6 +163,9 @@ fn encode_frame(out: &mut Vec<u8>, lsn: u64, body: &RecordBody) {
                 out.extend_from_slice(&(o.len as u64).to_le_bytes());
                 out.extend_from_slice(&(o.prefix.len() as u32).to_le_bytes());
                 out.extend_from_slice(&o.prefix);
+            }
+            if !b.rejected.is_empty() {
+                encode_rejected(out, &b.rejected);
             }
             out.extend_from_slice(&b.data);
         }
@@ -187,7 +203,7 @@ fn decode_body(frame: &[u8]) -> Option<(u64, RecordBody)> {
     let mut c = Cursor(frame);
     let lsn = c.u64()?;
     let kind = c.take(1)?[0];
-    if kind != KIND_BATCH {
+    if kind != KIND_BATCH && kind != KIND_BATCH_REJECTS {
         return Some((lsn, RecordBody::Marker(Marker::from_u8(kind)?)));
     }
     let received_at_us = c.u64()? as i64;
@@ -203,6 +219,11 @@ fn decode_body(frame: &[u8]) -> Option<(u64, RecordBody)> {
         let prefix = c.take(plen)?.to_vec();
         oversize.push(OversizeLine { line, len, prefix });
     }
+    let rejected = if kind == KIND_BATCH_REJECTS {
+        decode_rejected(&mut c)?
+    } else {
+        Vec::new()
+    };
     let data = bytes::Bytes::copy_from_slice(c.0);
     Some((
         lsn,
@@ -211,9 +232,58 @@ fn decode_body(frame: &[u8]) -> Option<(u64, RecordBody)> {
             source,
             first_line,
             oversize,
+            rejected,
             data,
         }),
     ))
+}
+
+fn encode_rejected(out: &mut Vec<u8>, rejected: &[SourceRejection]) {
+    let short = |out: &mut Vec<u8>, s: &str| {
+        let s = &s.as_bytes()[..s.len().min(u8::MAX as usize)];
+        out.push(s.len() as u8);
+        out.extend_from_slice(s);
+    };
+    let long = |out: &mut Vec<u8>, s: &[u8]| {
+        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        out.extend_from_slice(s);
+    };
+    out.extend_from_slice(&(rejected.len() as u32).to_le_bytes());
+    for r in rejected {
+        out.extend_from_slice(&r.rejection.line.to_le_bytes());
+        short(out, r.rejection.reason.as_str());
+        short(out, r.rejection.field.unwrap_or(""));
+        long(out, r.rejection.message.as_bytes());
+        long(out, &r.raw);
+    }
+}
+
+fn decode_rejected(c: &mut Cursor<'_>) -> Option<Vec<SourceRejection>> {
+    use telltale_core::parse::{RejectReason, Rejection};
+    let n = c.u32()? as usize;
+    let mut out = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let line = c.u64()?;
+        let len = c.take(1)?[0] as usize;
+        let reason = std::str::from_utf8(c.take(len)?).ok()?;
+        let reason = *RejectReason::ALL.iter().find(|r| r.as_str() == reason)?;
+        let len = c.take(1)?[0] as usize;
+        let field = telltale_core::access_log::field_name(std::str::from_utf8(c.take(len)?).ok()?);
+        let len = c.u32()? as usize;
+        let message = String::from_utf8(c.take(len)?.to_vec()).ok()?;
+        let len = c.u32()? as usize;
+        let raw = c.take(len)?.to_vec();
+        out.push(SourceRejection {
+            rejection: Rejection {
+                line,
+                field,
+                reason,
+                message,
+            },
+            raw,
+        });
+    }
+    Some(out)
 }
 
 fn segment_name(first_lsn: u64) -> String {
@@ -645,6 +715,19 @@ mod tests {
                 len: 99_999,
                 prefix: vec![b'x'; 5],
             }],
+            rejected: if n.is_multiple_of(2) {
+                Vec::new()
+            } else {
+                vec![SourceRejection {
+                    rejection: telltale_core::parse::Rejection {
+                        line: 2,
+                        field: Some("status_code"),
+                        reason: telltale_core::RejectReason::MissingField,
+                        message: "no `status`".into(),
+                    },
+                    raw: b"{\"x\":1}".to_vec(),
+                }]
+            },
             data: bytes::Bytes::from(format!("line {n}\nline {n}b\n")),
         })
     }

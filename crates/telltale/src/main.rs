@@ -8,6 +8,7 @@ mod check;
 mod client_tls;
 mod config_load;
 mod guard;
+mod input;
 mod listen;
 mod loadtest;
 mod probe;

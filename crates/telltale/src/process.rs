@@ -1,10 +1,11 @@
 //! `telltale process`: the processor alone.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::time::{Duration, Instant};
 use telltale_lake::store::LocalDisk;
 
@@ -18,12 +19,13 @@ use telltale_processor::pipeline::WalSettings;
 use telltale_processor::sinks::Sink;
 use telltale_processor::sinks::alertmanager::AlertDelivery;
 use telltale_processor::sinks::influxdb::InfluxOutput;
+use telltale_processor::sources::DrainSummary;
 use telltale_processor::sources::http::HttpSettings;
-use telltale_processor::sources::{BatchSource, DrainSummary, drain_source, file, stdin};
 use telltale_processor::summary::{Snapshot, pipeline_point};
 use telltale_processor::{Metrics, Pipeline, PipelineSettings};
 
 use crate::config_load::{ConfigArgs, Loaded, load, tokens};
+use crate::input::{Input, InputArgs, drain_input};
 
 #[derive(Debug, clap::Args)]
 pub struct ProcessArgs {
@@ -33,10 +35,8 @@ pub struct ProcessArgs {
     /// default, from `server.listen`, is used when no --input is given.
     #[arg(long, env = "TELLTALE_LISTEN")]
     pub listen: Option<String>,
-    /// NDJSON file to read to its end, or `-` for stdin; then flush and exit (unless
-    /// --listen is also given, in which case the server keeps running).
-    #[arg(long)]
-    pub input: Option<PathBuf>,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Print the bound HTTP address (e.g. `127.0.0.1:43127`) as the first line on stdout
     /// once the listener is open: with `--listen 127.0.0.1:0` the system picks a free port.
     #[arg(long)]
@@ -143,16 +143,28 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
     let mut loaded = load(&args.config)?;
     loaded.pipeline.server.tls = args.tls.resolve(&loaded.pipeline.server.tls)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let file_only = args.input.is_some() && args.listen.is_none();
-    let running = runtime.block_on(start_pipeline(&loaded, !file_only))?;
+    let input = Input::from_args(&args.input, &loaded)?;
+    // A file read to its end is its own log (run it again); a followed file is not.
+    let file_only = input.is_some() && args.listen.is_none();
+    let logged = !file_only || input.as_ref().is_some_and(|i| i.follow.is_some());
+    let running = runtime.block_on(start_pipeline(&loaded, logged))?;
     tracing::info!(data_dir = %loaded.data_dir.display(), "processor started");
-    let result = match (&args.input, &args.listen) {
+    let result = match (input, &args.listen) {
         (Some(input), None) => {
             let max_line = loaded.pipeline.validation.max_line_bytes;
-            let (p, input) = (running.pipeline.clone(), input.clone());
+            let p = running.pipeline.clone();
             let metrics = Arc::clone(running.pipeline.metrics());
             let (before, started) = (Snapshot::take(&metrics), Instant::now());
-            let reader = runtime.spawn_blocking(move || drain_input(&p, &input, max_line));
+            let stop = Arc::new(AtomicBool::new(false));
+            if input.follow.is_some() {
+                let stop = Arc::clone(&stop);
+                runtime.spawn(async move {
+                    shutdown_signal().await;
+                    tracing::info!("stopping: reading what is already in the file, then flushing");
+                    stop.store(true, Ordering::Release);
+                });
+            }
+            let reader = runtime.spawn_blocking(move || drain_input(&p, &input, max_line, stop));
             let result = runtime
                 .block_on(reader)
                 .context("input reader panicked")
@@ -170,7 +182,7 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
             }
             result
         }
-        _ => {
+        (input, _) => {
             let listen = args
                 .listen
                 .clone()
@@ -182,7 +194,7 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
                     &loaded,
                     &running,
                     &listen,
-                    args.input.clone(),
+                    input,
                     None,
                     args.print_address,
                     shutdown,
@@ -229,46 +241,6 @@ fn report(s: &DrainSummary, data_dir: &Path) {
     );
 }
 
-/// Reads a file or stdin through the pipeline with a progress bar, then flushes.
-pub fn drain_input(
-    pipeline: &Pipeline,
-    input: &Path,
-    max_line_bytes: usize,
-) -> anyhow::Result<DrainSummary> {
-    let (mut source, total): (Box<dyn BatchSource>, Option<u64>) = if input == Path::new("-") {
-        (Box::new(stdin::stdin(max_line_bytes)), None)
-    } else {
-        let opened = file::open(input, max_line_bytes)
-            .with_context(|| format!("opening {}", input.display()))?;
-        (opened.source, opened.len)
-    };
-    let bar = match total {
-        Some(len) => ProgressBar::new(len).with_style(
-            ProgressStyle::with_template(
-                "{spinner} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        ),
-        None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        ),
-    };
-    let (mut accepted, mut rejected) = (0u64, 0u64);
-    // One parse thread per core: the writer thread keeps up by using the cores while the
-    // parsers wait on it (the queues between them are bounded).
-    let parse_threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let summary = drain_source(pipeline, source.as_mut(), parse_threads, |outcome, len| {
-        accepted += outcome.accepted;
-        rejected += outcome.rejected;
-        bar.inc(len as u64);
-        bar.set_message(format!("{accepted} accepted, {rejected} rejected"));
-    })
-    .with_context(|| format!("processing {}", input.display()))?;
-    bar.finish_and_clear();
-    Ok(summary)
-}
-
 /// Serves HTTP until Ctrl-C or SIGTERM (or `stop` turns true), optionally reading an
 /// input alongside; then stops accepting and flushes the pipeline. `extra_routes` are
 /// served beside the processor's (e.g. the simulator's control API in `telltale run`).
@@ -277,7 +249,7 @@ pub async fn serve(
     loaded: &Loaded,
     running: &Running,
     listen: &str,
-    input: Option<PathBuf>,
+    input: Option<Input>,
     extra_routes: Option<(axum::Router, &'static [telltale_core::auth::RouteAccess])>,
     print_address: bool,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -318,12 +290,14 @@ pub async fn serve(
         running.influx.clone(),
         stop_rx.clone(),
     ));
-    let reader = input.map(|path| {
+    let stop_input = Arc::new(AtomicBool::new(false));
+    let reader = input.map(|input| {
         let p = pipeline.clone();
         let max = loaded.pipeline.validation.max_line_bytes;
         let data_dir = loaded.data_dir.clone();
+        let stop = Arc::clone(&stop_input);
         tokio::task::spawn_blocking(move || {
-            drain_input(&p, &path, max).map(|s| report(&s, &data_dir))
+            drain_input(&p, &input, max, stop).map(|s| report(&s, &data_dir))
         })
     });
     tracing::info!(
@@ -340,6 +314,7 @@ pub async fn serve(
     )
     .with_graceful_shutdown(async move {
         shutdown.await;
+        stop_input.store(true, Ordering::Release);
         drain.start();
         force_exit_after(timeout);
         tracing::info!(

@@ -28,6 +28,8 @@
 //! - `alertmanager.rs`, `[alertmanager]`: [`AlertmanagerConfig`], `ALERTMANAGER_URL`.
 //! - `tls.rs`, `[server.tls]` and an output's `tls` table: [`ServerTlsConfig`],
 //!   [`ClientTlsConfig`] (paths only; `telltale-tls` reads the files).
+//! - `formats.rs`, `[formats.<name>]`: [`AccessLogFormat`], the mapping of a JSON access
+//!   log to events, and its presets (the mapper is `telltale_core::access_log`).
 //! - `autoscale.rs`, `[autoscale]`: [`AutoscaleConfig`] (the policy that reads it is
 //!   [`crate::autoscale`]).
 //!
@@ -54,6 +56,7 @@ mod alertmanager;
 mod autoscale;
 mod catalog;
 mod error;
+mod formats;
 mod influx;
 mod pipeline;
 mod tls;
@@ -64,6 +67,7 @@ pub use catalog::{
     AlertTier, DEFAULT_BUDGET_WARNING_PERCENT, DEFAULT_MIN_EVENTS, ServiceCatalog,
     ServiceCatalogFile, ServiceDefaults, ServiceEntry, ServicePolicy, SimProfileSpec, SloWindow,
 };
+pub use formats::{AccessLogFormat, LatencyUnit, PRESETS as ACCESS_LOG_PRESETS, TimestampFormat};
 pub use influx::{InfluxApi, InfluxConfig, Secret};
 pub use pipeline::{
     LakeConfig, LogConfig, PipelineConfig, RateLimitConfig, RollupConfig, ServerConfig,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::alertmanager::AlertmanagerConfig;
 use super::autoscale::AutoscaleConfig;
 use super::error::{ConfigError, invalid, parse_toml};
+use super::formats::AccessLogFormat;
 use super::influx::InfluxConfig;
 use super::tls::ServerTlsConfig;
 
@@ -38,6 +39,10 @@ pub struct PipelineConfig {
     pub autoscale: AutoscaleConfig,
     /// Bounds on what the processor keeps per service (memory, lake files, series).
     pub limits: LimitsConfig,
+    /// `[formats.<name>]`: mappings of JSON access logs that are not telltale's shape,
+    /// chosen with `telltale process --input FILE --format <name>` (besides the presets
+    /// `nginx`, `envoy`, `traefik`). Empty by default.
+    pub formats: std::collections::BTreeMap<String, AccessLogFormat>,
 }
 
 /// `[limits]`: what many distinct service names (typos, per-customer names, an attack) may
@@ -310,6 +315,7 @@ impl PipelineConfig {
             ));
         }
         self.server.tls.validate(file, "server.tls")?;
+        super::formats::validate_all(&self.formats, file)?;
         for (key, rate) in [
             (
                 "server.rate_limit.per_address_per_second",

@@ -219,6 +219,7 @@ impl Pipeline {
             source: batch.source.to_string(),
             first_line: batch.first_line,
             oversize: batch.oversize,
+            rejected: batch.rejected,
             data: batch.data,
         };
         let m = &self.inner.metrics;

@@ -130,6 +130,9 @@ pub(super) fn parse_batch(
         };
         reject(rejection, o.prefix.clone(), &mut outcome);
     }
+    for r in &batch.rejected {
+        reject(r.rejection.clone(), r.raw.clone(), &mut outcome);
+    }
     let mut events = EventChunks::new();
     let mut probes = Vec::new();
     let mut unknown = 0;

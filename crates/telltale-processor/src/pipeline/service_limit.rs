@@ -285,6 +285,7 @@ mod tests {
             source: "http".into(),
             first_line: 1,
             oversize: Vec::new(),
+            rejected: Vec::new(),
             data: data.into(),
         }
     }

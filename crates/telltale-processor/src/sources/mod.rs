@@ -1,5 +1,5 @@
 //! Sources: everything that brings events into the pipeline. Each is a folder named after
-//! it (`file/`, `stdin/`, `http/`); adding one (Kafka, OTLP, a followed log) is a new folder
+//! it (`file/`, `follow/`, `stdin/`, `http/`); adding one (Kafka, OTLP, a followed log) is a new folder
 //! here and one line below, not an edit across the pipeline.
 //!
 //! # The contract every source keeps
@@ -30,6 +30,8 @@ pub use crate::batch::{BatchOutcome, IngestBatch, OversizeLine};
 
 pub mod drain;
 pub mod file;
+pub mod follow;
+pub mod format;
 pub mod http;
 pub mod pull;
 pub mod reader;

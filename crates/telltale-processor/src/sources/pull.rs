@@ -12,3 +12,12 @@ pub trait BatchSource: Send {
     /// The next batch of whole lines, or `None` at the end of input.
     fn next_batch(&mut self) -> io::Result<Option<IngestBatch>>;
 }
+
+impl<S: BatchSource + ?Sized> BatchSource for Box<S> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn next_batch(&mut self) -> io::Result<Option<IngestBatch>> {
+        (**self).next_batch()
+    }
+}

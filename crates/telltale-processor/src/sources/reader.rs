@@ -30,6 +30,8 @@ pub struct ReaderSource<R> {
     /// Hand on whatever one read returns (pipes, terminals) instead of waiting for a full
     /// batch (see [`ReaderSource::live`]).
     live: bool,
+    /// At the end, leave an unfinished last line unread (see [`ReaderSource::whole_lines_only`]).
+    whole_lines_only: bool,
 }
 
 /// Most bytes one read takes in [`ReaderSource::live`] mode (a pipe holds 64 KiB).
@@ -77,6 +79,7 @@ impl<R: Read + Send> ReaderSource<R> {
             eof: false,
             spare: Arc::default(),
             live: false,
+            whole_lines_only: false,
         }
     }
 
@@ -87,6 +90,26 @@ impl<R: Read + Send> ReaderSource<R> {
     pub fn live(mut self) -> Self {
         self.live = true;
         self
+    }
+
+    /// For a file that is still being written (`--follow`): when the input ends (the
+    /// follower stops), a last line without its newline is not handed on, so a checkpoint
+    /// taken at the end of the last batch is always at a line boundary and the next start
+    /// reads that line whole.
+    pub fn whole_lines_only(mut self) -> Self {
+        self.whole_lines_only = true;
+        self
+    }
+
+    /// Numbers lines from `line` (a follower resuming from a checkpoint).
+    pub fn starting_at_line(mut self, line: u64) -> Self {
+        self.next_line = line.max(1);
+        self
+    }
+
+    /// The number the next line read will get.
+    pub fn next_line(&self) -> u64 {
+        self.next_line
     }
 
     /// Sets the target batch size in bytes.
@@ -108,6 +131,10 @@ impl<R: Read + Send> BatchSource for ReaderSource<R> {
         let read_size = self.batch_bytes.max(self.max_line_bytes + 1);
         loop {
             if self.eof {
+                if self.whole_lines_only {
+                    self.skipping = None;
+                    self.carry.clear();
+                }
                 if let Some(o) = self.skipping.take() {
                     oversize.push(o);
                     self.next_line += 1;
@@ -123,6 +150,7 @@ impl<R: Read + Send> BatchSource for ReaderSource<R> {
                     source: Arc::clone(&self.name),
                     first_line,
                     oversize,
+                    rejected: Vec::new(),
                 }));
             }
             let start = self.carry.len();
@@ -182,6 +210,7 @@ impl<R: Read + Send> BatchSource for ReaderSource<R> {
                         source: Arc::clone(&self.name),
                         first_line,
                         oversize,
+                        rejected: Vec::new(),
                     }));
                 }
                 None => {
@@ -192,6 +221,7 @@ impl<R: Read + Send> BatchSource for ReaderSource<R> {
                             source: Arc::clone(&self.name),
                             first_line: self.next_line,
                             oversize,
+                            rejected: Vec::new(),
                         }));
                     }
                 }

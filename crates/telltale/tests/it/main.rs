@@ -9,6 +9,7 @@
 mod support;
 
 mod access;
+mod access_log;
 mod alerts;
 mod cli;
 mod compose;
