@@ -71,7 +71,7 @@ pub use formats::{AccessLogFormat, LatencyUnit, PRESETS as ACCESS_LOG_PRESETS, T
 pub use influx::{InfluxApi, InfluxConfig, Secret};
 pub use pipeline::{
     LakeConfig, LogConfig, PipelineConfig, RateLimitConfig, RollupConfig, ServerConfig,
-    ValidationConfig, WalConfig, WalSync,
+    ValidationConfig, WalConfig, WalSync, parse_ip_range,
 };
 
 pub use error::{ConfigError, ENV_SOURCE};

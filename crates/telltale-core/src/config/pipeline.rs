@@ -116,13 +116,29 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
     /// Requests a second one client address may make (fractions allowed: 0.5 = one every
-    /// 2 s); 0 = no limit. Behind a proxy every request comes from the proxy's address:
-    /// limit there instead (deploy/nginx/).
+    /// 2 s); 0 = no limit. Behind a proxy, list it in `trusted_proxies` (or limit at the
+    /// proxy, deploy/nginx/): otherwise every request counts as the proxy's.
     pub per_address_per_second: f64,
+    /// Addresses or CIDR ranges of the proxies in front of telltale, e.g. `["127.0.0.1",
+    /// "10.0.0.0/8"]`. For a request from one of them, the client address is the rightmost
+    /// address of `X-Forwarded-For` that is not itself a trusted proxy. Empty (the
+    /// default): the connection's address always, and the header is ignored (anyone can
+    /// write it).
+    pub trusted_proxies: Vec<String>,
     /// Requests a second one bearer token may make, from any address; 0 = no limit.
     pub per_token_per_second: f64,
     /// Requests allowed at once above the rate; 0 = the rate rounded up (at least 1).
     pub burst: u32,
+}
+
+/// An address (a range of one) or a CIDR range, as `trusted_proxies` holds them.
+pub fn parse_ip_range(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }
 
 impl RateLimitConfig {
@@ -316,6 +332,17 @@ impl PipelineConfig {
         }
         self.server.tls.validate(file, "server.tls")?;
         super::formats::validate_all(&self.formats, file)?;
+        for (i, p) in self.server.rate_limit.trusted_proxies.iter().enumerate() {
+            if parse_ip_range(p).is_none() {
+                return Err(invalid(
+                    file,
+                    format!("server.rate_limit.trusted_proxies[{i}]"),
+                    format!(
+                        "{p:?} is not an address or CIDR range: use e.g. \"127.0.0.1\", \"10.0.0.0/8\" or \"fd00::/8\""
+                    ),
+                ));
+            }
+        }
         for (key, rate) in [
             (
                 "server.rate_limit.per_address_per_second",

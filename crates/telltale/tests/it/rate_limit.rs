@@ -70,6 +70,40 @@ fn one_address_past_its_burst_gets_429_with_retry_after() {
     server.sigterm_and_expect_success();
 }
 
+/// Behind a trusted proxy (here 127.0.0.1), each client named by `X-Forwarded-For` has a
+/// budget of its own; the header from an untrusted address (127.0.0.2) is ignored.
+#[test]
+fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        "per_address_per_second = 0.001\ntrusted_proxies = [\"127.0.0.1\"]\n",
+        None,
+    );
+    let via_proxy = |from: &str, client: &str| {
+        let req = Req {
+            body: Some(format!("{LINE}\n")),
+            from: Some(from),
+            headers: vec![("x-forwarded-for", client)],
+            ..Req::default()
+        };
+        send("POST", &format!("http://{}/v1/events", server.addr), req)
+            .expect("an answer")
+            .status
+    };
+    assert_eq!(via_proxy("127.0.0.1", "203.0.113.1"), 200);
+    assert_eq!(via_proxy("127.0.0.1", "203.0.113.1"), 200);
+    assert_eq!(via_proxy("127.0.0.1", "203.0.113.1"), 429);
+    // Another client behind the same proxy.
+    assert_eq!(via_proxy("127.0.0.1", "203.0.113.2"), 200);
+    // Not a trusted proxy: its own address counts, whatever it writes.
+    for _ in 0..2 {
+        assert_eq!(via_proxy("127.0.0.2", "203.0.113.3"), 200);
+    }
+    assert_eq!(via_proxy("127.0.0.2", "203.0.113.4"), 429);
+    server.sigterm_and_expect_success();
+}
+
 #[test]
 fn each_token_has_a_budget_of_its_own() {
     let dir = tempfile::tempdir().unwrap();

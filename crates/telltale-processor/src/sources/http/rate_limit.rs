@@ -11,6 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use ipnet::IpNet;
 use telltale_core::config::RateLimitConfig;
 use tower_governor::GovernorError;
 use tower_governor::governor::GovernorConfigBuilder;
@@ -18,18 +19,69 @@ use tower_governor::key_extractor::KeyExtractor;
 
 use crate::metrics::{CodeLabel, Metrics};
 
-/// The client's address (from `ConnectInfo<Peer>`; unspecified when served without it).
-#[derive(Debug, Clone, Copy)]
-struct ByAddress;
+/// The client's address: the connection's (from `ConnectInfo<Peer>`; unspecified when
+/// served without it), or, for a connection from a trusted proxy, the rightmost address
+/// of `X-Forwarded-For` that is not itself a trusted proxy.
+#[derive(Debug, Clone)]
+struct ByAddress {
+    trusted: Arc<[IpNet]>,
+}
+
+impl ByAddress {
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client address of a request that came over a connection from `peer`.
+    fn client(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        if !self.is_trusted(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        // Each proxy appends the address it saw: read from the right, through the
+        // trusted ones; an entry that is not an address ends the chain (anything left of
+        // it was written by the client itself).
+        for entry in forwarded_for.unwrap_or_default().rsplit(',') {
+            let Some(ip) = parse_forwarded(entry) else {
+                break;
+            };
+            client = ip;
+            if !self.is_trusted(ip) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// One `X-Forwarded-For` entry: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or `[2001:db8::1]:80`.
+fn parse_forwarded(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    entry
+        .parse()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+}
 
 impl KeyExtractor for ByAddress {
     type Key = IpAddr;
 
     fn extract<T>(&self, req: &Request<T>) -> Result<IpAddr, GovernorError> {
-        Ok(req
+        let peer = req
             .extensions()
             .get::<ConnectInfo<telltale_tls::Peer>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.0.ip()))
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.0.ip());
+        if self.trusted.is_empty() {
+            return Ok(peer);
+        }
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(self.client(peer, Some(&forwarded)))
     }
 }
 
@@ -66,7 +118,13 @@ pub(super) fn limit(mut routes: Router, cfg: &RateLimitConfig, metrics: &Arc<Met
     if cfg.per_address_per_second > 0.0 {
         routes = layer(
             routes,
-            ByAddress,
+            ByAddress {
+                trusted: cfg
+                    .trusted_proxies
+                    .iter()
+                    .filter_map(|p| telltale_core::config::parse_ip_range(p))
+                    .collect(),
+            },
             cfg.per_address_per_second,
             cfg.burst_for(cfg.per_address_per_second),
             "client address",
@@ -144,4 +202,58 @@ fn refusal(
     );
     headers.insert(header::RETRY_AFTER, HeaderValue::from(wait_s));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn by(trusted: &[&str]) -> ByAddress {
+        ByAddress {
+            trusted: trusted
+                .iter()
+                .map(|t| telltale_core::config::parse_ip_range(t).unwrap())
+                .collect(),
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_header_counts_only_from_a_trusted_proxy() {
+        let b = by(&["10.0.0.0/8"]);
+        // From the proxy: the address it saw.
+        assert_eq!(
+            b.client(ip("10.1.2.3"), Some("203.0.113.7")),
+            ip("203.0.113.7")
+        );
+        // From anyone else: the header is theirs to write, so it is ignored.
+        assert_eq!(
+            b.client(ip("198.51.100.1"), Some("203.0.113.7")),
+            ip("198.51.100.1")
+        );
+    }
+
+    #[test]
+    fn a_forged_left_part_does_not_move_the_client() {
+        let b = by(&["10.0.0.0/8", "127.0.0.1"]);
+        // The client wrote 1.1.1.1 itself; the trusted hops appended after it.
+        assert_eq!(
+            b.client(ip("127.0.0.1"), Some("1.1.1.1, 203.0.113.7:5544, 10.0.0.9")),
+            ip("203.0.113.7")
+        );
+        // Garbage ends the chain at the last address read.
+        assert_eq!(
+            b.client(ip("127.0.0.1"), Some("not-an-ip, 10.0.0.9")),
+            ip("10.0.0.9")
+        );
+        // No header: the proxy itself.
+        assert_eq!(b.client(ip("127.0.0.1"), None), ip("127.0.0.1"));
+        assert_eq!(
+            b.client(ip("127.0.0.1"), Some("[2001:db8::1]:80")),
+            ip("2001:db8::1")
+        );
+    }
 }

@@ -24,6 +24,8 @@ pub struct Req<'a> {
     pub identity: Option<&'a Pair>,
     /// The loopback source address (127.0.0.0/8 is all this machine's).
     pub from: Option<&'a str>,
+    /// Further headers.
+    pub headers: Vec<(&'a str, &'a str)>,
 }
 
 /// The answer: status, `Retry-After` and body.
@@ -62,6 +64,9 @@ pub fn send(method: &str, url: &str, req: Req<'_>) -> Result<Answer, String> {
         }
         if let Some(c) = req.content_type {
             request = request.header("content-type", c);
+        }
+        for (k, v) in req.headers {
+            request = request.header(k, v);
         }
         if let Some(b) = req.body {
             request = request.body(b);
