@@ -57,6 +57,27 @@ pub fn with_client_tls(
     Ok(builder)
 }
 
+/// The verifier of server certificates that reqwest clients use (the platform's roots,
+/// plus the certificates of `ca_file`), for a client that speaks TLS itself (the URL
+/// monitors, which time the handshake and read the certificate).
+pub fn server_verifier(
+    ca_file: Option<&Path>,
+) -> Result<std::sync::Arc<dyn rustls::client::danger::ServerCertVerifier>, TlsError> {
+    let extra = match ca_file {
+        Some(ca) => crate::pem::certs("CA file", ca)?,
+        None => Vec::new(),
+    };
+    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
+        extra,
+        crate::provider::provider(),
+    )
+    .map_err(|source| TlsError::Rustls {
+        what: "the platform certificate verifier".to_owned(),
+        source,
+    })?;
+    Ok(std::sync::Arc::new(verifier))
+}
+
 fn read(path: &str, what: &'static str) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {
         what,

@@ -61,6 +61,16 @@ impl TestCa {
         self.issue(dir, stem, names, ExtendedKeyUsagePurpose::ServerAuth)
     }
 
+    /// A server certificate for `names` that expired yesterday (valid the 30 days before).
+    pub fn issue_server_expired(&self, dir: &Path, stem: &str, names: &[&str]) -> Pair {
+        let now = std::time::SystemTime::now();
+        let day = std::time::Duration::from_secs(86_400);
+        self.issue_with(dir, stem, names, ExtendedKeyUsagePurpose::ServerAuth, |p| {
+            p.not_before = (now - 31 * day).into();
+            p.not_after = (now - day).into();
+        })
+    }
+
     /// Issues a client certificate with common name `name`, as [`issue_server`](Self::issue_server).
     pub fn issue_client(&self, dir: &Path, stem: &str, name: &str) -> Pair {
         self.issue(dir, stem, &[name], ExtendedKeyUsagePurpose::ClientAuth)
@@ -73,6 +83,17 @@ impl TestCa {
         names: &[&str],
         usage: ExtendedKeyUsagePurpose,
     ) -> Pair {
+        self.issue_with(dir, stem, names, usage, |_| {})
+    }
+
+    fn issue_with(
+        &self,
+        dir: &Path,
+        stem: &str,
+        names: &[&str],
+        usage: ExtendedKeyUsagePurpose,
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> Pair {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let mut params = CertificateParams::new(names.clone()).expect("certificate params");
         params.distinguished_name.push(
@@ -80,6 +101,7 @@ impl TestCa {
             names.first().cloned().unwrap_or_default(),
         );
         params.extended_key_usages = vec![usage];
+        adjust(&mut params);
         let key = KeyPair::generate().expect("key");
         let issuer = Issuer::from_params(&self.params, &self.key);
         let cert = params.signed_by(&key, &issuer).expect("signing");

@@ -11,6 +11,7 @@ mod guard;
 mod input;
 mod listen;
 mod loadtest;
+mod monitor;
 mod probe;
 mod process;
 mod query;
@@ -72,6 +73,8 @@ enum Command {
     Loadtest(loadtest::LoadtestArgs),
     /// Start a load spike or an incident in a running simulator, or print its plan.
     Spike(spike::SpikeArgs),
+    /// URL monitors: `monitor check URL` checks one URL and prints the result.
+    Monitor(monitor::MonitorArgs),
 }
 
 fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
@@ -106,6 +109,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => run::run(args),
         Command::Loadtest(args) => loadtest::run(args),
         Command::Spike(args) => spike::run(args),
+        Command::Monitor(args) => monitor::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -7,9 +7,8 @@
 //! with the field it lacks.
 
 use std::fs;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::{LISTEN, Server, http, query_json, repo_root, telltale, walk};
@@ -146,95 +145,33 @@ fn append(path: &Path, text: &str) {
         .unwrap();
 }
 
-/// Debian's nginx on a port of its own, writing `access.log` in its folder.
+/// Debian's nginx serving `/ok` (200) and `/fail` (503) on a port of its own, logging
+/// to `access.log` in `dir` with the shipped `log_format telltale`.
 struct Nginx {
-    master: Option<Child>,
-    dir: PathBuf,
+    server: crate::support::nginx::Nginx,
     port: u16,
 }
 
 impl Nginx {
     fn start(dir: &Path) -> Self {
-        let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
-        let tmp = path("tmp");
-        fs::create_dir_all(&tmp).unwrap();
-        // A port the system picked and gave back; nginx cannot report one it picked.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let user = if is_root() {
-            "user nobody nogroup;"
-        } else {
-            ""
-        };
-        fs::write(
-            dir.join("nginx.conf"),
-            format!(
-                "{user}\nworker_processes 1;\npid {pid};\nerror_log {err} notice;\n\
-                 events {{ worker_connections 64; }}\n\
-                 http {{\n\
-                 client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;\n\
-                 fastcgi_temp_path {tmp}/fastcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;\n\
-                 include {format};\n\
-                 access_log {log} telltale;\n\
-                 server {{\n\
-                 listen 127.0.0.1:{port};\n\
-                 location = /ok {{ return 200 \"ok\\n\"; }}\n\
-                 location = /fail {{ return 503; }}\n\
-                 }}\n}}\n",
-                pid = path("nginx.pid"),
-                err = path("error.log"),
-                log = path("access.log"),
-                format = repo_root()
-                    .join("deploy/nginx/access-log-format.conf")
-                    .display(),
-            ),
-        )
-        .unwrap();
-        // nginx (as root) creates the log before its workers drop to nobody.
-        let master = Command::new(if Path::new("/usr/sbin/nginx").exists() {
-            "/usr/sbin/nginx"
-        } else {
-            "nginx"
-        })
-        .arg("-p")
-        .arg(format!("{}/", dir.display()))
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .args(["-g", "daemon off;"])
-        .env_remove("NGINX")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx (Debian package nginx; tests/run.sh installs it)");
-        let mut nginx = Self {
-            master: Some(master),
-            dir: dir.to_owned(),
+        let port = crate::support::nginx::free_port();
+        let http = format!(
+            "include {format};\n\
+             access_log {log} telltale;\n\
+             server {{\n\
+             listen 127.0.0.1:{port};\n\
+             location = /ok {{ return 200 \"ok\\n\"; }}\n\
+             location = /fail {{ return 503; }}\n\
+             }}",
+            format = repo_root()
+                .join("deploy/nginx/access-log-format.conf")
+                .display(),
+            log = dir.join("access.log").display(),
+        );
+        Self {
+            server: crate::support::nginx::Nginx::start(dir, &http, &[port]),
             port,
-        };
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = nginx.master.as_mut().unwrap().try_wait().unwrap() {
-                panic!("nginx exited: {status}\n{}", nginx.error_log());
-            }
-            assert!(
-                start.elapsed() < LIMIT,
-                "nginx not listening:\n{}",
-                nginx.error_log()
-            );
-            // Poll interval, not a wait for an outcome: the loop re-checks the port.
-            std::thread::park_timeout(Duration::from_millis(20));
         }
-        nginx
-    }
-
-    fn error_log(&self) -> String {
-        fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
     }
 
     /// One request with `Host: checkout`; nginx has logged it when the answer is read
@@ -252,44 +189,11 @@ impl Nginx {
         assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
     }
 
-    /// `kill -USR1`: nginx reopens its logs; returns once the new `log` exists.
     fn reopen_logs(&self, log: &Path) {
-        let pid = self.master.as_ref().unwrap().id();
-        let ok = Command::new("kill")
-            .args(["-USR1", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        let start = Instant::now();
-        while !log.exists() {
-            assert!(start.elapsed() < LIMIT, "nginx did not reopen its log");
-            // Poll interval, not a wait for an outcome: the loop re-checks the file.
-            std::thread::park_timeout(Duration::from_millis(10));
-        }
+        self.server.reopen_logs(log);
     }
 
-    fn stop(mut self) {
-        if let Some(mut m) = self.master.take() {
-            let _ = Command::new("kill")
-                .args(["-QUIT", &m.id().to_string()])
-                .status();
-            let _ = m.wait();
-        }
+    fn stop(self) {
+        self.server.stop();
     }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        if let Some(mut m) = self.master.take() {
-            let _ = m.kill();
-            let _ = m.wait();
-        }
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }

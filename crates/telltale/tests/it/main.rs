@@ -19,6 +19,7 @@ mod disk;
 mod fsync;
 mod grafana_queries;
 mod loadtest;
+mod monitor;
 mod network_path_dashboard;
 mod nginx;
 mod overload;

@@ -10,6 +10,7 @@ pub mod client;
 pub mod http;
 pub mod mmdb;
 pub mod netns;
+pub mod nginx;
 pub mod webhook;
 
 use std::path::{Path, PathBuf};
