@@ -16,6 +16,10 @@
 
 pub mod check;
 pub mod result;
+pub mod spec;
+pub mod store;
 
 pub use check::{CheckSettings, Checker};
 pub use result::{CheckError, CheckResult};
+pub use spec::{Every, Monitor, SpecError};
+pub use store::{FileStore, StoreError};
