@@ -16,6 +16,7 @@ mod query;
 mod run;
 mod sim;
 mod spike;
+mod sso;
 
 use clap::{Parser, Subcommand, ValueEnum};
 

@@ -28,6 +28,8 @@
 //! - `alertmanager.rs`, `[alertmanager]`: [`AlertmanagerConfig`], `ALERTMANAGER_URL`.
 //! - `tls.rs`, `[server.tls]` and an output's `tls` table: [`ServerTlsConfig`],
 //!   [`ClientTlsConfig`] (paths only; `telltale-tls` reads the files).
+//! - `oidc.rs`, `[server.oidc]`: [`OidcConfig`], single sign-on (URLs, groups and
+//!   paths only; the binary reads the secret and the session key).
 //! - `autoscale.rs`, `[autoscale]`: [`AutoscaleConfig`] (the policy that reads it is
 //!   [`crate::autoscale`]).
 //!
@@ -55,6 +57,7 @@ mod autoscale;
 mod catalog;
 mod error;
 mod influx;
+mod oidc;
 mod pipeline;
 mod tls;
 
@@ -71,4 +74,5 @@ pub use pipeline::{
 };
 
 pub use error::{ConfigError, ENV_SOURCE};
+pub use oidc::OidcConfig;
 pub use tls::{ClientTlsConfig, ServerTlsConfig};
