@@ -23,4 +23,4 @@ mod routes;
 mod session;
 mod state;
 
-pub use state::Sso;
+pub use state::{Sso, client_secret};

@@ -475,3 +475,41 @@ fn a_provider_that_cannot_be_discovered_stops_the_start_with_a_clear_error() {
     );
     assert!(err.contains("server.oidc.issuer_url"), "{err}");
 }
+
+#[test]
+fn check_config_validates_server_oidc() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("telltale.toml");
+    let check = |toml: &str| {
+        std::fs::write(&config, toml).unwrap();
+        telltale()
+            .arg("check-config")
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let good = "[server.oidc]\nissuer_url = \"https://sso.example.com/realms/t\"\n\
+                client_id = \"telltale\"\nredirect_url = \"https://t.example.com/auth/callback\"\n\
+                admin_groups = [\"telltale-admins\"]\n";
+    let out = check(good);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("server.oidc: single sign-on via https://sso.example.com/realms/t"),
+        "{stdout}"
+    );
+    let out = check(&good.replace("https://sso", "http://sso"));
+    assert!(!out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("telltale.toml") && stderr.contains("server.oidc.issuer_url"),
+        "{stderr}"
+    );
+    let out = check(&format!("{good}client_secret = \"inline\"\n"));
+    assert!(
+        !out.status.success(),
+        "a secret in the file is not a key: {}",
+        describe(&out)
+    );
+}
