@@ -105,6 +105,8 @@ session_ttl = "1h"
                 .arg("--data-dir")
                 .arg(dir.join("lake"))
                 .env("TELLTALE_ADMIN_TOKENS", ADMIN_TOKEN)
+                // Debug logs: what the sign-in logs is checked for secrets.
+                .env("TELLTALE_LOG", "debug")
                 .stdout(Stdio::piped())
                 .stderr(std::fs::File::create(&stderr).unwrap()),
         );
