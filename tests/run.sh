@@ -14,7 +14,10 @@ cd "$(dirname "$0")/.."
 # probe test binary `setcap cap_net_raw+p`, as the container image does; nginx, with
 # curl and openssl, runs the hardened proxy recipe deploy/nginx/ in front of telltale
 # (crates/telltale/tests/it/nginx.rs: TLS, basic auth, rate limit, JSON access log).
-APT_PACKAGES=(influxdb victoria-metrics prometheus-alertmanager docker-compose chromium strace iproute2 nftables libcap2-bin nginx curl openssl)
+# nodejs and npm run the real OpenID Connect provider (the npm package oidc-provider, pinned
+# in tests/oidc/package-lock.json) the single sign-on test signs in at
+# (crates/telltale/tests/it/sso.rs).
+APT_PACKAGES=(influxdb victoria-metrics prometheus-alertmanager docker-compose chromium strace iproute2 nftables libcap2-bin nginx curl openssl nodejs)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -25,6 +28,17 @@ if ((${#missing[@]})); then
   else
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
   fi
+fi
+
+# The OpenID Connect provider for the SSO test, from the lock file; kept when installed
+# already from the same lock file (a copy of it is left in node_modules as the stamp).
+if ! command -v npm >/dev/null; then
+  if [[ $(id -u) -eq 0 ]]; then apt-get install -y -qq npm; else sudo apt-get install -y -qq npm; fi
+fi
+if ! cmp -s tests/oidc/package-lock.json tests/oidc/node_modules/.telltale-lock 2>/dev/null; then
+  echo "== npm ci (tests/oidc)"
+  npm ci --prefix tests/oidc --no-audit --no-fund
+  cp tests/oidc/package-lock.json tests/oidc/node_modules/.telltale-lock
 fi
 
 echo "== cargo fmt --check"

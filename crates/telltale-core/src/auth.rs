@@ -29,6 +29,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// Whether this role may do what `needs` may: admin may do everything, write may
+    /// also read.
+    pub fn grants(self, needs: Role) -> bool {
+        matches!(
+            (self, needs),
+            (Role::Admin, _) | (Role::Write, Role::Write | Role::Read) | (Role::Read, Role::Read)
+        )
+    }
+
     /// `write` or `admin`, as in messages.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,6 +80,13 @@ impl RouteAccess {
         }
     }
 }
+
+/// A request the binary's guard has authenticated without a bearer token: a single
+/// sign-on session, whose cookie it decrypted and whose cross-site (CSRF) check passed.
+/// Only the guard sets it, as a request extension (a client cannot send one); a handler
+/// that checks a role honours it through [`Tokens::check_or_verified`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified(pub Role);
 
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +169,21 @@ impl Tokens {
         }
     }
 
+    /// [`Tokens::check`], except that a request the guard already verified (an SSO
+    /// session) is judged by its role alone.
+    pub fn check_or_verified(
+        &self,
+        authorization: Option<&str>,
+        verified: Option<Verified>,
+        needs: Role,
+    ) -> Result<(), Denied> {
+        match verified {
+            Some(Verified(role)) if role.grants(needs) => Ok(()),
+            Some(_) => Err(Denied::Forbidden { needs }),
+            None => self.check(authorization, needs),
+        }
+    }
+
     /// May the bearer of `authorization` (the header's value, if sent) act as `needs`?
     pub fn check(&self, authorization: Option<&str>, needs: Role) -> Result<(), Denied> {
         if !self.any() {
@@ -196,6 +227,24 @@ mod tests {
 
     fn tokens() -> Tokens {
         Tokens::new(vec!["w1".into(), "w2".into()], vec!["adm".into()])
+    }
+
+    #[test]
+    fn a_verified_session_is_judged_by_its_role() {
+        let t = tokens();
+        let admin = Some(Verified(Role::Admin));
+        let read = Some(Verified(Role::Read));
+        assert_eq!(t.check_or_verified(None, admin, Role::Admin), Ok(()));
+        assert_eq!(
+            t.check_or_verified(None, read, Role::Admin),
+            Err(Denied::Forbidden { needs: Role::Admin })
+        );
+        assert_eq!(t.check_or_verified(None, read, Role::Read), Ok(()));
+        assert_eq!(
+            t.check_or_verified(None, None, Role::Admin),
+            Err(Denied::Unauthenticated)
+        );
+        assert!(Role::Admin.grants(Role::Write) && !Role::Write.grants(Role::Admin));
     }
 
     #[test]

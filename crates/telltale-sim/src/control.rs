@@ -26,10 +26,10 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use chrono::{DateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
-use telltale_core::auth::{Access, Denied, Role, RouteAccess, Tokens};
+use telltale_core::auth::{Access, Denied, Role, RouteAccess, Tokens, Verified};
 use telltale_core::event::MICROS_PER_SEC;
 
 use crate::run::SimHandle;
@@ -274,12 +274,21 @@ struct Control {
 }
 
 impl Control {
-    /// The admin role, once any token is configured.
-    fn authorize(&self, headers: &HeaderMap) -> Result<&SimHandle, ControlError> {
+    /// The admin role, once any token is configured; or an SSO session of the admin
+    /// role that the binary's guard verified.
+    fn authorize(
+        &self,
+        headers: &HeaderMap,
+        verified: Option<Extension<Verified>>,
+    ) -> Result<&SimHandle, ControlError> {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        match self.tokens.check(presented, Role::Admin) {
+        let verified = verified.map(|Extension(v)| v);
+        match self
+            .tokens
+            .check_or_verified(presented, verified, Role::Admin)
+        {
             Ok(()) => Ok(&self.sim),
             Err(Denied::Unauthenticated) => Err(ControlError::Unauthenticated),
             Err(Denied::Forbidden { .. }) => Err(ControlError::Forbidden),
@@ -314,10 +323,11 @@ async fn status(State(control): State<Control>) -> Json<ControlStatus> {
 async fn spike(
     State(control): State<Control>,
     headers: HeaderMap,
+    verified: Option<Extension<Verified>>,
     body: Result<Json<SpikeRequest>, JsonRejection>,
 ) -> Result<Json<ControlStatus>, ControlError> {
     // Who asks first: a refused request learns nothing about the plan or its body.
-    let sim = control.authorize(&headers)?;
+    let sim = control.authorize(&headers, verified)?;
     let Json(req) = body?;
     if !(req.factor.is_finite() && req.factor > 0.0 && req.factor <= MAX_SPIKE_FACTOR) {
         return Err(ControlError::InvalidField {
@@ -347,10 +357,11 @@ async fn spike(
 async fn incident(
     State(control): State<Control>,
     headers: HeaderMap,
+    verified: Option<Extension<Verified>>,
     body: Result<Json<IncidentRequest>, JsonRejection>,
 ) -> Result<Json<ControlStatus>, ControlError> {
     // Who asks first: a refused request learns nothing about the plan or its body.
-    let sim = control.authorize(&headers)?;
+    let sim = control.authorize(&headers, verified)?;
     let Json(req) = body?;
     let kind: IncidentKind = req.kind.parse().map_err(|_| ControlError::InvalidField {
         field: "kind",

@@ -26,6 +26,24 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
                 .unwrap_or_default()
         );
     }
+    // Single sign-on: the table was validated with the file; the secret file is read
+    // here (never printed), the provider is only reached at start.
+    let oidc = &loaded.pipeline.server.oidc;
+    if oidc.is_enabled() {
+        let secret = crate::sso::client_secret(oidc)?;
+        println!(
+            "server.oidc: single sign-on via {} as client {} ({}), admin groups {:?}, read groups {:?}",
+            oidc.issuer_url,
+            oidc.client_id,
+            if secret.is_some() {
+                "with a client secret"
+            } else {
+                "public client, PKCE only"
+            },
+            oidc.admin_groups,
+            oidc.read_groups
+        );
+    }
     Ok(())
 }
 

@@ -11,6 +11,14 @@
 //! words and counted in its metrics (`telltale_http_ingest_responses_total{code="401"}`);
 //! the walking test (`tests/it/access.rs`) calls every such route without a token and
 //! with each role's, so a handler that forgot its check fails it.
+//!
+//! With single sign-on (`[server.oidc]`, [`crate::sso`]) reading and the admin routes
+//! need a bearer token of the right role (checked as without SSO, but a token must be
+//! configured) or a session cookie of the right role: a session on an admin route must
+//! also pass the cross-site check (`Origin`), and is handed to the handler as
+//! [`Verified`]. A browser (`Accept: text/html`) without either asking to read is sent
+//! to the provider; anything else gets 401. Ingest (`Access::Needs(Role::Write)`) stays
+//! with its tokens alone.
 
 use std::sync::Arc;
 
@@ -19,18 +27,108 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use telltale_core::auth::{Access, Denied, RouteAccess, Tokens};
+use telltale_core::auth::{Access, Denied, Role, RouteAccess, Tokens, Verified};
+
+use crate::sso::Sso;
 
 #[derive(Debug)]
 struct Guard {
     table: Vec<RouteAccess>,
     tokens: Tokens,
+    sso: Option<Arc<Sso>>,
 }
 
-/// `router` with every request checked against `table` and `tokens`.
-pub fn guarded(router: Router, table: Vec<RouteAccess>, tokens: Tokens) -> Router {
-    let guard = Arc::new(Guard { table, tokens });
+/// `router` with every request checked against `table`, `tokens` and, when on, the
+/// single sign-on sessions of `sso`.
+pub fn guarded(
+    router: Router,
+    table: Vec<RouteAccess>,
+    tokens: Tokens,
+    sso: Option<Arc<Sso>>,
+) -> Router {
+    let guard = Arc::new(Guard { table, tokens, sso });
     router.route_layer(axum::middleware::from_fn_with_state(guard, check))
+}
+
+fn unauthenticated(message: String) -> Response {
+    let mut resp = refuse(StatusCode::UNAUTHORIZED, message);
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    resp
+}
+
+/// The rule with single sign-on on (see the module doc).
+async fn with_sso(
+    sso: &Sso,
+    tokens: &Tokens,
+    access: Access,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let needs = match access {
+        Access::Open | Access::Needs(Role::Write) => return next.run(request).await,
+        Access::Read => Role::Read,
+        Access::Needs(role) => role,
+    };
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let headers = request.headers();
+    if let Some(presented) = headers.get(header::AUTHORIZATION) {
+        if !tokens.any() {
+            return unauthenticated(format!(
+                "{method} {path}: no bearer token is configured here; sign in at /auth/login"
+            ));
+        }
+        if access != Access::Read {
+            // The handler checks its role (see the module doc).
+            return next.run(request).await;
+        }
+        return match tokens.check(presented.to_str().ok(), Role::Read) {
+            Ok(()) => next.run(request).await,
+            Err(_) => unauthenticated(format!(
+                "{method} {path} needs a bearer token of any role, or a signed-in session"
+            )),
+        };
+    }
+    let Some(session) = sso.session(headers) else {
+        let browser = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+        if browser && method == axum::http::Method::GET {
+            let next_path = request
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned();
+            return sso.login_redirect(&next_path).await;
+        }
+        return unauthenticated(format!(
+            "{method} {path} needs a signed-in session (/auth/login) or a bearer token              (Authorization: Bearer <token>)"
+        ));
+    };
+    let role = session.role().unwrap_or(Role::Read);
+    if !role.grants(needs) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{method} {path} needs the {} role; {} is signed in with the {} role",
+                needs.as_str(),
+                session.name,
+                role.as_str()
+            ),
+        );
+    }
+    if access != Access::Read && !sso.same_origin(headers) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{method} {path}: cross-site request refused (a signed-in change must come                  from telltale's own pages: the Origin header must be telltale's)"
+            ),
+        );
+    }
+    request.extensions_mut().insert(Verified(role));
+    next.run(request).await
 }
 
 fn refuse(status: StatusCode, message: String) -> Response {
@@ -77,6 +175,9 @@ async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
         }
         return resp;
     };
+    if let Some(sso) = &guard.sso {
+        return with_sso(sso, &guard.tokens, rule.access, request, next).await;
+    }
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -87,15 +188,9 @@ async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
     }
     match guard.tokens.allows(presented, rule.access) {
         Ok(()) => next.run(request).await,
-        Err(Denied::Unauthenticated) => {
-            let mut resp = refuse(
-                StatusCode::UNAUTHORIZED,
-                format!("{method} {path} needs a bearer token (Authorization: Bearer <token>)"),
-            );
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            resp
-        }
+        Err(Denied::Unauthenticated) => unauthenticated(format!(
+            "{method} {path} needs a bearer token (Authorization: Bearer <token>)"
+        )),
         Err(Denied::Forbidden { needs }) => refuse(
             StatusCode::FORBIDDEN,
             format!(
@@ -111,7 +206,6 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::routing::{get, post};
-    use telltale_core::auth::Role;
     use tower::ServiceExt;
 
     async fn status(app: &Router, method: &str, path: &str, token: Option<&str>) -> u16 {
@@ -134,7 +228,7 @@ mod tests {
             .route("/write", post(|| async { "w" }))
             .route("/forgotten", post(|| async { "f" }));
         let tokens = Tokens::new(vec!["w".into()], vec!["a".into()]).with_reads(Vec::new(), true);
-        guarded(router, table, tokens)
+        guarded(router, table, tokens, None)
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ mod query;
 mod run;
 mod sim;
 mod spike;
+mod sso;
 
 use clap::{Parser, Subcommand, ValueEnum};
 

@@ -254,6 +254,15 @@ pub async fn serve(
     print_address: bool,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Single sign-on first: a provider that cannot be discovered is an error before the
+    // port is taken.
+    let oidc = &loaded.pipeline.server.oidc;
+    let sso = if oidc.is_enabled() {
+        let https = loaded.pipeline.server.tls.is_enabled();
+        Some(crate::sso::Sso::start(oidc, &loaded.data_dir, https).await?)
+    } else {
+        None
+    };
     let (listener, addr) = crate::listen::bind(
         listen,
         "--listen",
@@ -282,7 +291,10 @@ pub async fn serve(
         app = app.merge(extra);
         table.extend_from_slice(extra_table);
     }
-    let app = crate::guard::guarded(app, table, tokens);
+    if let Some(sso) = &sso {
+        app = app.merge(sso.router());
+    }
+    let app = crate::guard::guarded(app, table, tokens, sso);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let summary = tokio::spawn(telltale_processor::summary::run(
         Arc::clone(pipeline.metrics()),

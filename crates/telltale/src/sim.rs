@@ -260,6 +260,7 @@ impl ControlServer {
             control_router(sim.clone(), tokens.clone()),
             telltale_sim::CONTROL_ROUTES.to_vec(),
             tokens,
+            None,
         );
         let task = tokio::spawn(async move {
             axum::serve(listener, app)

@@ -30,6 +30,8 @@
 //!   [`ClientTlsConfig`] (paths only; `telltale-tls` reads the files).
 //! - `formats.rs`, `[formats.<name>]`: [`AccessLogFormat`], the mapping of a JSON access
 //!   log to events, and its presets (the mapper is `telltale_core::access_log`).
+//! - `oidc.rs`, `[server.oidc]`: [`OidcConfig`], single sign-on (URLs, groups and
+//!   paths only; the binary reads the secret and the session key).
 //! - `autoscale.rs`, `[autoscale]`: [`AutoscaleConfig`] (the policy that reads it is
 //!   [`crate::autoscale`]).
 //!
@@ -58,6 +60,7 @@ mod catalog;
 mod error;
 mod formats;
 mod influx;
+mod oidc;
 mod pipeline;
 mod tls;
 
@@ -75,4 +78,5 @@ pub use pipeline::{
 };
 
 pub use error::{ConfigError, ENV_SOURCE};
+pub use oidc::OidcConfig;
 pub use tls::{ClientTlsConfig, ServerTlsConfig};

@@ -13,6 +13,7 @@ use super::autoscale::AutoscaleConfig;
 use super::error::{ConfigError, invalid, parse_toml};
 use super::formats::AccessLogFormat;
 use super::influx::InfluxConfig;
+use super::oidc::OidcConfig;
 use super::tls::ServerTlsConfig;
 
 /// `config/telltale.toml`: how the pipeline runs.
@@ -107,6 +108,9 @@ pub struct ServerConfig {
     pub tls: ServerTlsConfig,
     /// `[server.rate_limit]`: per-address and per-token limits on ingest requests.
     pub rate_limit: RateLimitConfig,
+    /// `[server.oidc]`: single sign-on for the status page and the control API (off
+    /// while its `issuer_url` is empty).
+    pub oidc: OidcConfig,
 }
 
 /// `[server.rate_limit]`: how many ingest requests (`POST /v1/events`) a client address
@@ -167,6 +171,7 @@ impl Default for ServerConfig {
             drain_grace: Duration::ZERO,
             tls: ServerTlsConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            oidc: OidcConfig::default(),
         }
     }
 }
@@ -343,6 +348,7 @@ impl PipelineConfig {
                 ));
             }
         }
+        self.server.oidc.validate(file, "server.oidc")?;
         for (key, rate) in [
             (
                 "server.rate_limit.per_address_per_second",

@@ -23,8 +23,18 @@ use crate::outputs::SloView;
 use crate::pipeline::Pipeline;
 use crate::sources::http::{self as http_source, HttpSettings};
 
-/// Who may use each route of [`router`]: the table the binary's guard checks every request
-/// against (a route missing here is refused, never served unguarded).
+/// The single sign-on routes, served by the binary beside the processor's when
+/// `[server.oidc]` is on (404 otherwise). Open: they are how a user gets a session; the
+/// callback checks the provider's answer itself, and logout only clears the session.
+pub const AUTH_ROUTES: &[RouteAccess] = &[
+    RouteAccess::new("GET", "/auth/login", Access::Open),
+    RouteAccess::new("GET", "/auth/callback", Access::Open),
+    RouteAccess::new("POST", "/auth/logout", Access::Open),
+];
+
+/// Who may use each route of [`router`] (and [`AUTH_ROUTES`]): the table the binary's
+/// guard checks every request against (a route missing here is refused, never served
+/// unguarded).
 pub fn routes() -> Vec<RouteAccess> {
     let mut table = http_source::ROUTES.to_vec();
     table.extend([
@@ -33,6 +43,7 @@ pub fn routes() -> Vec<RouteAccess> {
         RouteAccess::new("GET", "/healthz", Access::Open),
         RouteAccess::new("GET", "/metrics", Access::Read),
     ]);
+    table.extend_from_slice(AUTH_ROUTES);
     table
 }
 

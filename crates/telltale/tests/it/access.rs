@@ -62,6 +62,14 @@ fn walk(addr: SocketAddr, reads_closed: bool) {
         table.iter().any(|r| r.path == "/control/spike"),
         "the walk covers the control API too"
     );
+    for auth in ["/auth/login", "/auth/callback", "/auth/logout"] {
+        assert!(
+            table
+                .iter()
+                .any(|r| r.path == auth && r.access == Access::Open),
+            "the single sign-on route {auth} is tabled (open: it is how a session is made)"
+        );
+    }
     for route in &table {
         let what = format!("{} {}", route.method, route.path);
         let anonymous = call(addr, route, None);

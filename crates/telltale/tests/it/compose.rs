@@ -36,6 +36,11 @@ fn docker_compose() -> PathBuf {
 
 /// `docker-compose config` of the stack with `env_file` as its `.env`.
 fn compose_config(env_file: &Path) -> std::process::Output {
+    compose_config_with_profiles(env_file, &[])
+}
+
+/// `docker-compose [--profile P]... config` of the stack with `env_file` as its `.env`.
+fn compose_config_with_profiles(env_file: &Path, profiles: &[&str]) -> std::process::Output {
     let root = repo_root();
     let mut cmd = Command::new(docker_compose());
     cmd.current_dir(&root)
@@ -51,6 +56,9 @@ fn compose_config(env_file: &Path) -> std::process::Output {
         {
             cmd.env_remove(key);
         }
+    }
+    for p in profiles {
+        cmd.args(["--profile", p]);
     }
     cmd.arg("--env-file")
         .arg(env_file)
@@ -115,12 +123,14 @@ fn str_of<'a>(v: &'a Value, what: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{what} is not a string: {v:?}"))
 }
 
-const SERVICES: [&str; 5] = [
+const SERVICES: [&str; 6] = [
     "influxdb2",
     "grafana",
     "telltale-processor",
     "telltale-simulator",
     "telltale-probe",
+    // Only with `--profile sso` (Compose v1's `config` lists every profile's services).
+    "keycloak",
 ];
 
 #[test]
@@ -131,7 +141,7 @@ fn compose_file_is_valid_and_complete() {
     names.sort_unstable();
     let mut expected = SERVICES.to_vec();
     expected.sort_unstable();
-    assert_eq!(names, expected, "the five services, nothing else");
+    assert_eq!(names, expected, "the six services, nothing else");
 
     for name in SERVICES {
         let s = &cfg["services"][name];
@@ -674,5 +684,89 @@ fn every_telltale_service_has_its_token_from_env() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "starts without {key}");
         assert!(stderr.contains(key), "names {key}: {stderr}");
+    }
+}
+
+#[test]
+fn the_sso_profile_adds_keycloak_with_a_realm_that_requires_otp() {
+    let root = repo_root();
+    let out = compose_config_with_profiles(&root.join(".env.example"), &["sso"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "docker-compose --profile sso config: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg: Value = serde_norway::from_str(&stdout).unwrap();
+    let kc = &cfg["services"]["keycloak"];
+    assert_eq!(strings(&kc["profiles"], "profiles"), ["sso"]);
+    assert!(str_of(&kc["image"], "image").starts_with("quay.io/keycloak/keycloak:"));
+    let cmd = strings(&kc["command"], "command");
+    assert!(
+        cmd.contains(&"start-dev") && cmd.contains(&"--import-realm"),
+        "{cmd:?}"
+    );
+    let volumes = format!("{:?}", kc["volumes"]);
+    assert!(volumes.contains("deploy/keycloak"), "{volumes}");
+    for name in SERVICES.iter().filter(|n| **n != "keycloak") {
+        assert!(
+            cfg["services"][name]["profiles"].is_null(),
+            "{name} is always on"
+        );
+    }
+    // Grafana signs in through the same provider (generic OAuth, off by default).
+    let gf = &cfg["services"]["grafana"]["environment"];
+    assert_eq!(
+        str_of(&gf["GF_AUTH_GENERIC_OAUTH_ENABLED"], "enabled"),
+        "false"
+    );
+    assert!(str_of(&gf["GF_AUTH_GENERIC_OAUTH_AUTH_URL"], "auth url").ends_with("/auth"));
+    assert_eq!(
+        str_of(&gf["GF_AUTH_GENERIC_OAUTH_USE_PKCE"], "pkce"),
+        "true"
+    );
+
+    // The realm: both clients, the groups telltale maps, OTP required for everyone.
+    let realm: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("deploy/keycloak/telltale-realm.json")).unwrap(),
+    )
+    .unwrap();
+    let clients: Vec<&str> = realm["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["clientId"].as_str().unwrap())
+        .collect();
+    assert_eq!(clients, ["telltale", "grafana"]);
+    let groups = realm["groups"].to_string();
+    assert!(groups.contains("telltale-admins") && groups.contains("telltale-readers"));
+    let totp = realm["requiredActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["alias"] == "CONFIGURE_TOTP")
+        .expect("CONFIGURE_TOTP");
+    assert_eq!(totp["enabled"], true);
+    assert_eq!(totp["defaultAction"], true, "every new user sets up TOTP");
+    let flow_name = realm["browserFlow"].as_str().unwrap();
+    let flows = realm["authenticationFlows"].as_array().unwrap();
+    let top = flows.iter().find(|f| f["alias"] == flow_name).unwrap();
+    let forms = top["authenticationExecutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| e["flowAlias"].as_str())
+        .unwrap();
+    let forms = flows.iter().find(|f| f["alias"] == forms).unwrap();
+    let otp = forms["authenticationExecutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["authenticator"] == "auth-otp-form")
+        .expect("an OTP step in the browser flow");
+    assert_eq!(otp["requirement"], "REQUIRED", "OTP is not optional");
+    for user in realm["users"].as_array().unwrap() {
+        let actions = user["requiredActions"].to_string();
+        assert!(actions.contains("CONFIGURE_TOTP"), "{user}");
     }
 }

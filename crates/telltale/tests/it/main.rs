@@ -28,6 +28,7 @@ mod rate_limit;
 mod secrets;
 mod shutdown;
 mod spike;
+mod sso;
 mod status_page;
 mod time;
 mod tls;
