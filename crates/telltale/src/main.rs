@@ -10,6 +10,7 @@ mod config_load;
 mod guard;
 mod listen;
 mod loadtest;
+mod otlp_listen;
 mod probe;
 mod process;
 mod query;

@@ -28,6 +28,7 @@
 //! - `alertmanager.rs`, `[alertmanager]`: [`AlertmanagerConfig`], `ALERTMANAGER_URL`.
 //! - `tls.rs`, `[server.tls]` and an output's `tls` table: [`ServerTlsConfig`],
 //!   [`ClientTlsConfig`] (paths only; `telltale-tls` reads the files).
+//! - `otlp.rs`, `[otlp]`: [`OtlpConfig`], how OTLP log records map to events.
 //! - `autoscale.rs`, `[autoscale]`: [`AutoscaleConfig`] (the policy that reads it is
 //!   [`crate::autoscale`]).
 //!
@@ -55,6 +56,7 @@ mod autoscale;
 mod catalog;
 mod error;
 mod influx;
+mod otlp;
 mod pipeline;
 mod tls;
 
@@ -65,6 +67,7 @@ pub use catalog::{
     ServiceCatalogFile, ServiceDefaults, ServiceEntry, ServicePolicy, SimProfileSpec, SloWindow,
 };
 pub use influx::{InfluxApi, InfluxConfig, Secret};
+pub use otlp::{LatencyUnit, OtlpConfig, OtlpLogsConfig};
 pub use pipeline::{
     LakeConfig, LogConfig, PipelineConfig, RateLimitConfig, RollupConfig, ServerConfig,
     ValidationConfig, WalConfig, WalSync,

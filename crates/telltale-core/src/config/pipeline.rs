@@ -12,6 +12,7 @@ use super::alertmanager::AlertmanagerConfig;
 use super::autoscale::AutoscaleConfig;
 use super::error::{ConfigError, invalid, parse_toml};
 use super::influx::InfluxConfig;
+use super::otlp::OtlpConfig;
 use super::tls::ServerTlsConfig;
 
 /// `config/telltale.toml`: how the pipeline runs.
@@ -38,6 +39,8 @@ pub struct PipelineConfig {
     pub autoscale: AutoscaleConfig,
     /// Bounds on what the processor keeps per service (memory, lake files, series).
     pub limits: LimitsConfig,
+    /// OpenTelemetry (OTLP) ingest: how log records map to request events.
+    pub otlp: OtlpConfig,
 }
 
 /// `[limits]`: what many distinct service names (typos, per-customer names, an attack) may
@@ -467,6 +470,7 @@ impl PipelineConfig {
         self.autoscale.validate(file)?;
         self.influx.validate(file)?;
         self.alertmanager.validate(file)?;
+        self.otlp.validate(file)?;
         Ok(())
     }
 }

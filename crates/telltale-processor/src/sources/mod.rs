@@ -31,6 +31,7 @@ pub use crate::batch::{BatchOutcome, IngestBatch, OversizeLine};
 pub mod drain;
 pub mod file;
 pub mod http;
+pub mod otlp;
 pub mod pull;
 pub mod reader;
 pub mod stdin;
