@@ -27,6 +27,12 @@ if ((${#missing[@]})); then
   fi
 fi
 
+# The OpenTelemetry SDK exporters OTLP ingest is tested with (tests/otlp/); pip keeps what
+# is installed when it already satisfies the pins.
+PIP_PACKAGES=("opentelemetry-sdk==1.45.*" "opentelemetry-exporter-otlp-proto-http==1.45.*" "opentelemetry-exporter-otlp-proto-grpc==1.45.*")
+python3 -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http, opentelemetry.exporter.otlp.proto.grpc" 2>/dev/null \
+  || python3 -m pip install -q "${PIP_PACKAGES[@]}"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== no import cycles between the files of a crate"
