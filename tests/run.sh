@@ -40,6 +40,11 @@ if ! cmp -s tests/oidc/package-lock.json tests/oidc/node_modules/.telltale-lock 
   npm ci --prefix tests/oidc --no-audit --no-fund
   cp tests/oidc/package-lock.json tests/oidc/node_modules/.telltale-lock
 fi
+# The OpenTelemetry SDK exporters OTLP ingest is tested with (tests/otlp/); pip keeps what
+# is installed when it already satisfies the pins.
+PIP_PACKAGES=("opentelemetry-sdk==1.45.*" "opentelemetry-exporter-otlp-proto-http==1.45.*" "opentelemetry-exporter-otlp-proto-grpc==1.45.*")
+python3 -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http, opentelemetry.exporter.otlp.proto.grpc" 2>/dev/null \
+  || python3 -m pip install -q "${PIP_PACKAGES[@]}"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -103,7 +103,7 @@ mod tests {
         let b = Monitor::new("https://b.example/", "30m").unwrap();
         store.save(&[a.clone(), b.clone()]).unwrap();
         assert_eq!(store.load().unwrap(), vec![a.clone(), b]);
-        store.save(&[a.clone()]).unwrap();
+        store.save(std::slice::from_ref(&a)).unwrap();
         assert_eq!(store.load().unwrap(), vec![a]);
         assert!(!dir.path().join("monitors.json.tmp").exists());
     }

@@ -121,6 +121,11 @@ pub struct Metrics {
     pub parse_backlog: Gauge<i64, AtomicI64>,
     /// Processing workers running now.
     pub workers: Gauge<i64, AtomicI64>,
+    /// OTLP spans that are not requests of their service (client, internal, producer,
+    /// unspecified kinds), dropped, by kind.
+    pub otlp_spans_skipped: Family<KindLabel, Counter>,
+    /// OTLP log records without a status code (not requests), dropped.
+    pub otlp_log_records_skipped: Counter,
     /// Autoscaling decisions, by direction.
     pub autoscale_decisions: Family<DirectionLabel, Counter>,
     /// CPU used by the process over the last autoscaler interval, in cores (1.0 = one core busy).
@@ -293,6 +298,8 @@ impl Metrics {
             parse_backlog: Gauge::default(),
             workers: Gauge::default(),
             autoscale_decisions: Family::default(),
+            otlp_spans_skipped: Family::default(),
+            otlp_log_records_skipped: Counter::default(),
             cpu_cores_used: Gauge::default(),
             wal_records: Counter::default(),
             wal_bytes: Counter::default(),
@@ -316,6 +323,11 @@ impl Metrics {
             let _ = m.rejected.get_or_create(&ReasonLabel {
                 reason: r.as_str().to_owned(),
             });
+        }
+        for k in crate::sources::otlp::map::SKIPPED_KINDS {
+            let _ = m
+                .otlp_spans_skipped
+                .get_or_create(&KindLabel { kind: k.to_owned() });
         }
         for k in ["service", "probe"] {
             let _ = m.ingested.get_or_create(&KindLabel { kind: k.to_owned() });
@@ -470,6 +482,16 @@ impl Metrics {
             "wal_segments",
             "Write-ahead log segment files on disk",
             m.wal_segments.clone(),
+        );
+        registry.register(
+            "otlp_spans_skipped",
+            "OTLP spans that are not requests of their service (client, internal, producer, unspecified), dropped, by kind",
+            m.otlp_spans_skipped.clone(),
+        );
+        registry.register(
+            "otlp_log_records_skipped",
+            "OTLP log records without a status code (not requests), dropped",
+            m.otlp_log_records_skipped.clone(),
         );
         registry.register(
             "wal_replayed_records",

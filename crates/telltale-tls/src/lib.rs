@@ -13,6 +13,7 @@
 //! - [`server_config`]: `[server.tls]` as a rustls server config whose certificate is read
 //!   again when its files change (`reload`), with client-certificate checks when a client
 //!   CA is set;
+//! - [`grpc_server_config`]: the same with HTTP/2 over ALPN, for the OTLP/gRPC listener;
 //! - [`Listener`]: a TCP listener for `axum::serve` that speaks TLS when given a config
 //!   (handshakes run beside the accept loop, so a slow client delays no other);
 //! - [`client_builder`]: the one way an HTTP client is built in telltale, https-ready,
@@ -35,4 +36,4 @@ pub use client::{client_builder, server_verifier, with_client_tls};
 pub use error::TlsError;
 pub use listener::{Listener, Peer, Stream};
 pub use provider::provider;
-pub use server::server_config;
+pub use server::{grpc_server_config, server_config};

@@ -42,3 +42,15 @@ pub fn server_config(tls: &ServerTlsConfig) -> Result<Option<Arc<rustls::ServerC
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Some(Arc::new(config)))
 }
+
+/// [`server_config`] offering HTTP/2 over ALPN instead of HTTP/1.1: for the OTLP/gRPC
+/// listener (gRPC clients insist on `h2`).
+pub fn grpc_server_config(
+    tls: &ServerTlsConfig,
+) -> Result<Option<Arc<rustls::ServerConfig>>, TlsError> {
+    Ok(server_config(tls)?.map(|c| {
+        let mut c = (*c).clone();
+        c.alpn_protocols = vec![b"h2".to_vec()];
+        Arc::new(c)
+    }))
+}

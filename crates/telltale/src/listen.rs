@@ -58,6 +58,31 @@ pub async fn bind(
     })?;
     // The certificate first: a bad file is an error before the port is taken.
     let tls = telltale_tls::server_config(tls).context("setting up TLS for the listener")?;
+    bind_with(addr, flag, what, tls, print_address).await
+}
+
+/// [`bind`] for gRPC (HTTP/2 over ALPN when TLS is on); the address goes unprinted.
+pub async fn bind_grpc(
+    listen: &str,
+    flag: &str,
+    example: &str,
+    what: &str,
+    tls: &ServerTlsConfig,
+) -> anyhow::Result<(telltale_tls::Listener, SocketAddr)> {
+    let addr: SocketAddr = listen.parse().with_context(|| {
+        format!("{flag} {listen:?} is not an address: use host:port, e.g. {example}")
+    })?;
+    let tls = telltale_tls::grpc_server_config(tls).context("setting up TLS for the listener")?;
+    bind_with(addr, flag, what, tls, false).await
+}
+
+async fn bind_with(
+    addr: SocketAddr,
+    flag: &str,
+    what: &str,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    print_address: bool,
+) -> anyhow::Result<(telltale_tls::Listener, SocketAddr)> {
     let listener = TcpListener::bind(addr).await.with_context(|| {
         format!("binding {what} to {addr} (is the port taken? pick another with {flag})")
     })?;

@@ -12,6 +12,7 @@ mod input;
 mod listen;
 mod loadtest;
 mod monitor;
+mod otlp_listen;
 mod probe;
 mod process;
 mod query;

@@ -12,7 +12,7 @@ use telltale_lake::store::LocalDisk;
 use telltale_core::slo::{SloEngine, SloSettings};
 use telltale_influx::InfluxSink;
 use telltale_lake::history::rollup_minutes_since;
-use telltale_processor::api::router;
+use telltale_processor::api::router_with_state;
 use telltale_processor::metrics::OutputStats;
 use telltale_processor::outputs::{Outputs, SloView};
 use telltale_processor::pipeline::WalSettings;
@@ -43,6 +43,8 @@ pub struct ProcessArgs {
     pub print_address: bool,
     #[command(flatten)]
     pub tls: crate::listen::ServerTlsArgs,
+    #[command(flatten)]
+    pub otlp: crate::otlp_listen::OtlpListenArgs,
 }
 
 /// A started processor: the pipeline and the sinks that must be shut down after it.
@@ -196,6 +198,7 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<()> {
                     &listen,
                     input,
                     None,
+                    &args.otlp,
                     args.print_address,
                     shutdown,
                 )
@@ -245,12 +248,17 @@ fn report(s: &DrainSummary, data_dir: &Path) {
 /// input alongside; then stops accepting and flushes the pipeline. `extra_routes` are
 /// served beside the processor's (e.g. the simulator's control API in `telltale run`).
 /// `print_address`: the bound address goes to stdout as one line once the port is open.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site each in process and run; a struct of borrowed flags would add nothing"
+)]
 pub async fn serve(
     loaded: &Loaded,
     running: &Running,
     listen: &str,
     input: Option<Input>,
     extra_routes: Option<(axum::Router, &'static [telltale_core::auth::RouteAccess])>,
+    otlp: &crate::otlp_listen::OtlpListenArgs,
     print_address: bool,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -286,7 +294,9 @@ pub async fn serve(
     let settings_drain = settings.drain.clone();
     let pipeline = running.pipeline.clone();
     let mut table = telltale_processor::api::routes();
-    let mut app = router(pipeline.clone(), settings, Arc::clone(&running.view));
+    let (mut app, state) = router_with_state(pipeline.clone(), settings, Arc::clone(&running.view));
+    let otlp_servers =
+        crate::otlp_listen::start(otlp, &state, &tokens, &loaded.pipeline.server.tls).await?;
     if let Some((extra, extra_table)) = extra_routes {
         app = app.merge(extra);
         table.extend_from_slice(extra_table);
@@ -313,7 +323,7 @@ pub async fn serve(
         })
     });
     tracing::info!(
-        "listening on {scheme}://{addr}: status page /, /api/v1/slo, POST /v1/events, /metrics, /healthz"
+        "listening on {scheme}://{addr}: status page /, /api/v1/slo, POST /v1/events, POST /v1/traces and /v1/logs (OTLP), /metrics, /healthz"
     );
     let drain = settings_drain;
     let (grace, timeout) = (
@@ -339,6 +349,7 @@ pub async fn serve(
     })
     .await
     .context("HTTP server failed")?;
+    otlp_servers.stop().await?;
     let _ = stop_tx.send(true);
     if let Some(r) = reader {
         r.await.context("input reader panicked")??;

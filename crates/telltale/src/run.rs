@@ -151,6 +151,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             &listen,
             None,
             Some((control, telltale_sim::CONTROL_ROUTES)),
+            &crate::otlp_listen::OtlpListenArgs::default(),
             args.print_address,
             shutdown_signal(),
         )

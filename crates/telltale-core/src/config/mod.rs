@@ -32,6 +32,7 @@
 //!   log to events, and its presets (the mapper is `telltale_core::access_log`).
 //! - `oidc.rs`, `[server.oidc]`: [`OidcConfig`], single sign-on (URLs, groups and
 //!   paths only; the binary reads the secret and the session key).
+//! - `otlp.rs`, `[otlp]`: [`OtlpConfig`], how OTLP log records map to events.
 //! - `autoscale.rs`, `[autoscale]`: [`AutoscaleConfig`] (the policy that reads it is
 //!   [`crate::autoscale`]).
 //!
@@ -61,6 +62,7 @@ mod error;
 mod formats;
 mod influx;
 mod oidc;
+mod otlp;
 mod pipeline;
 mod tls;
 
@@ -72,6 +74,7 @@ pub use catalog::{
 };
 pub use formats::{AccessLogFormat, LatencyUnit, PRESETS as ACCESS_LOG_PRESETS, TimestampFormat};
 pub use influx::{InfluxApi, InfluxConfig, Secret};
+pub use otlp::{OtlpConfig, OtlpLogsConfig};
 pub use pipeline::{
     LakeConfig, LogConfig, PipelineConfig, RateLimitConfig, RollupConfig, ServerConfig,
     ValidationConfig, WalConfig, WalSync, parse_ip_range,

@@ -14,6 +14,7 @@ use super::error::{ConfigError, invalid, parse_toml};
 use super::formats::AccessLogFormat;
 use super::influx::InfluxConfig;
 use super::oidc::OidcConfig;
+use super::otlp::OtlpConfig;
 use super::tls::ServerTlsConfig;
 
 /// `config/telltale.toml`: how the pipeline runs.
@@ -44,6 +45,8 @@ pub struct PipelineConfig {
     /// chosen with `telltale process --input FILE --format <name>` (besides the presets
     /// `nginx`, `envoy`, `traefik`). Empty by default.
     pub formats: std::collections::BTreeMap<String, AccessLogFormat>,
+    /// OpenTelemetry (OTLP) ingest: how log records map to request events.
+    pub otlp: OtlpConfig,
 }
 
 /// `[limits]`: what many distinct service names (typos, per-customer names, an attack) may
@@ -506,6 +509,7 @@ impl PipelineConfig {
         self.autoscale.validate(file)?;
         self.influx.validate(file)?;
         self.alertmanager.validate(file)?;
+        self.otlp.validate(file)?;
         Ok(())
     }
 }

@@ -26,6 +26,9 @@ pub enum ApiError {
     /// A `Content-Encoding` other than gzip or identity.
     #[error("unsupported Content-Encoding {0:?}: send gzip or no encoding")]
     UnsupportedEncoding(String),
+    /// A `Content-Type` the route does not take (OTLP/HTTP: protobuf or JSON).
+    #[error("unsupported Content-Type {0:?}: send application/x-protobuf or application/json")]
+    UnsupportedMediaType(String),
     /// The body could not be read or decompressed.
     #[error("could not read the request body: {0}")]
     BadBody(String),
@@ -55,11 +58,32 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedEncoding(_) | ApiError::UnsupportedMediaType(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
             ApiError::Unavailable | ApiError::Storage => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl ApiError {
+    /// The same errors for gRPC clients (OTLP/gRPC), and in the `google.rpc.Status` body
+    /// of OTLP/HTTP errors: the one place they become gRPC codes. Clients retry
+    /// `UNAVAILABLE` and `RESOURCE_EXHAUSTED` (the 503 and 429 of HTTP).
+    pub fn grpc_code(&self) -> tonic::Code {
+        match self {
+            ApiError::Unauthorized => tonic::Code::Unauthenticated,
+            ApiError::Forbidden => tonic::Code::PermissionDenied,
+            ApiError::BodyTooLarge { .. }
+            | ApiError::UnsupportedEncoding(_)
+            | ApiError::UnsupportedMediaType(_)
+            | ApiError::BadBody(_) => tonic::Code::InvalidArgument,
+            ApiError::Unavailable | ApiError::Storage => tonic::Code::Unavailable,
+            ApiError::Overloaded { .. } => tonic::Code::ResourceExhausted,
+            ApiError::Internal(_) => tonic::Code::Internal,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The processor's HTTP server: the sources' routes (`POST /v1/events` today) merged with
+//! The processor's HTTP server: the sources' routes (`POST /v1/events`, OTLP/HTTP's
+//! `POST /v1/traces` and `/v1/logs`) merged with
 //! what people and scrapers read — the status page, `/api/v1/slo`, `/metrics`,
 //! `/healthz`. Errors map to status codes in one place ([`ApiError`]).
 
@@ -21,7 +22,8 @@ use crate::drain::Drain;
 use crate::metrics::Metrics;
 use crate::outputs::SloView;
 use crate::pipeline::Pipeline;
-use crate::sources::http::{self as http_source, HttpSettings};
+use crate::sources::http::{self as http_source, HttpSettings, IngestState};
+use crate::sources::otlp;
 
 /// The single sign-on routes, served by the binary beside the processor's when
 /// `[server.oidc]` is on (404 otherwise). Open: they are how a user gets a session; the
@@ -37,6 +39,7 @@ pub const AUTH_ROUTES: &[RouteAccess] = &[
 /// unguarded).
 pub fn routes() -> Vec<RouteAccess> {
     let mut table = http_source::ROUTES.to_vec();
+    table.extend_from_slice(otlp::ROUTES);
     table.extend([
         RouteAccess::new("GET", "/", Access::Read),
         RouteAccess::new("GET", "/api/v1/slo", Access::Read),
@@ -50,6 +53,16 @@ pub fn routes() -> Vec<RouteAccess> {
 /// Every route of the processor, ready to be served (or merged with more, such as the
 /// simulator's control API in `telltale run`).
 pub fn router(pipeline: Pipeline, settings: HttpSettings, view: Arc<SloView>) -> Router {
+    router_with_state(pipeline, settings, view).0
+}
+
+/// [`router`], and the push sources' state it serves, for more listeners of the same
+/// sources (`--otlp-listen`, `--otlp-grpc-listen`: one processing pool and budget for all).
+pub fn router_with_state(
+    pipeline: Pipeline,
+    settings: HttpSettings,
+    view: Arc<SloView>,
+) -> (Router, IngestState) {
     let metrics = Arc::clone(pipeline.metrics());
     let drain = settings.drain.clone();
     let reads = Router::new()
@@ -60,9 +73,12 @@ pub fn router(pipeline: Pipeline, settings: HttpSettings, view: Arc<SloView>) ->
         .route("/healthz", get(healthz))
         .with_state(drain)
         .route("/metrics", get(metrics_text).with_state(metrics));
-    http_source::routes(pipeline, settings)
+    let state = IngestState::start(pipeline, settings);
+    let app = http_source::routes(state.clone())
+        .merge(otlp::http::routes(state.clone()))
         .merge(reads)
-        .merge(ops)
+        .merge(ops);
+    (app, state)
 }
 
 /// 200 while serving; 503 once draining for shutdown, so load balancers stop routing here.

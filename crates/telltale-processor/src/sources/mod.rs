@@ -33,6 +33,7 @@ pub mod file;
 pub mod follow;
 pub mod format;
 pub mod http;
+pub mod otlp;
 pub mod pull;
 pub mod reader;
 pub mod stdin;

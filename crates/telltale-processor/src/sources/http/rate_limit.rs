@@ -104,7 +104,7 @@ impl KeyExtractor for ByToken {
 }
 
 /// `routes` with the limits of `cfg` applied (unchanged when both are 0).
-pub(super) fn limit(mut routes: Router, cfg: &RateLimitConfig, metrics: &Arc<Metrics>) -> Router {
+pub(crate) fn limit(mut routes: Router, cfg: &RateLimitConfig, metrics: &Arc<Metrics>) -> Router {
     if cfg.per_token_per_second > 0.0 {
         routes = layer(
             routes,
