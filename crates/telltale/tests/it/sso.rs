@@ -30,40 +30,60 @@ struct Provider {
     _child: ChildGuard,
 }
 
+/// How long the provider may take to print its issuer. Node 20 was once seen to hang at
+/// start (its main thread blocked on a lock before listening, under the full parallel
+/// test run); such a start is killed and tried again, at most [`PROVIDER_STARTS`] times.
+const PROVIDER_START_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+const PROVIDER_STARTS: usize = 3;
+
 fn start_provider(extra: &[&str]) -> Provider {
     let dir = oidc_dir();
     assert!(
         dir.join("node_modules/oidc-provider/package.json").exists(),
         "tests/oidc/node_modules is missing: `npm ci --prefix tests/oidc` (./tests/run.sh does)"
     );
-    let mut cmd = Command::new("node");
-    cmd.current_dir(&dir)
-        .arg("provider.mjs")
-        .args(["--port", "0", "--client-id", CLIENT_ID])
-        .args(["--client-secret", CLIENT_SECRET])
-        .args(["--redirect-uri", "http://127.0.0.1/auth/callback"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = match cmd.spawn() {
-        Ok(c) => ChildGuard::new(c),
-        Err(e) => panic!(
-            "node is missing ({e}): `apt-get install nodejs npm` (./tests/run.sh checks for it)"
-        ),
-    };
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut issuer = String::new();
-    out.read_line(&mut issuer).unwrap();
-    let issuer = issuer.trim().to_owned();
-    assert!(
-        issuer.starts_with("http://127.0.0.1:"),
-        "provider said {issuer:?}"
-    );
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    Provider {
-        issuer,
-        _child: child,
+    for _ in 0..PROVIDER_STARTS {
+        let mut cmd = Command::new("node");
+        cmd.current_dir(&dir)
+            .arg("provider.mjs")
+            .args(["--port", "0", "--client-id", CLIENT_ID])
+            .args(["--client-secret", CLIENT_SECRET])
+            .args(["--redirect-uri", "http://127.0.0.1/auth/callback"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = match cmd.spawn() {
+            Ok(c) => ChildGuard::new(c),
+            Err(e) => panic!(
+                "node is missing ({e}): `apt-get install nodejs npm` (./tests/run.sh checks for it)"
+            ),
+        };
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut issuer = String::new();
+            let read = out.read_line(&mut issuer);
+            let _ = tx.send(read.map(|_| issuer));
+            // Keep draining so the provider never blocks on a full pipe.
+            let _ = std::io::copy(&mut out, &mut std::io::sink());
+        });
+        let Ok(read) = rx.recv_timeout(PROVIDER_START_LIMIT) else {
+            // Dropping the guard kills the hung provider.
+            continue;
+        };
+        let issuer = read.unwrap().trim().to_owned();
+        assert!(
+            issuer.starts_with("http://127.0.0.1:"),
+            "provider said {issuer:?}"
+        );
+        return Provider {
+            issuer,
+            _child: child,
+        };
     }
+    panic!(
+        "the OIDC provider did not start within {PROVIDER_START_LIMIT:?}, {PROVIDER_STARTS} times"
+    );
 }
 
 /// `telltale run` with `[server.oidc]` for `issuer`, an admin token beside it. Its port is
