@@ -16,9 +16,9 @@ use serde_json::{Map, Value};
 use crate::config::{AccessLogFormat, LatencyUnit, TimestampFormat};
 use crate::parse::{RejectReason, Rejection};
 
-/// Field names of telltale's own line: an access log field with one of these names is
-/// kept as `log.<name>` so it cannot be taken for telltale's.
-const TELLTALE_FIELDS: [&str; 11] = [
+/// Field names of telltale's own line: an access log field (or an OTLP attribute) with
+/// one of these names is kept under a prefix so it cannot be taken for telltale's.
+pub const TELLTALE_FIELDS: [&str; 11] = [
     "service",
     "timestamp",
     "status_code",

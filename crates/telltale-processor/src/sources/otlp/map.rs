@@ -24,19 +24,7 @@ pub const SKIPPED_KINDS: [&str; 4] = ["client", "internal", "producer", "unspeci
 
 /// Keys of a line that are telltale's own fields: an attribute of the same name is kept
 /// as `otel.<name>` so it cannot overwrite them.
-const RESERVED: [&str; 11] = [
-    "service",
-    "timestamp",
-    "status_code",
-    "latency_ms",
-    "kind",
-    "error",
-    "endpoint",
-    "method",
-    "region",
-    "instance",
-    "trace_id",
-];
+use telltale_core::access_log::TELLTALE_FIELDS as RESERVED;
 
 /// Span and resource attributes that became fields of the event (not repeated in
 /// `attributes`).
