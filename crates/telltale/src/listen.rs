@@ -58,22 +58,35 @@ pub async fn bind(
     })?;
     // The certificate first: a bad file is an error before the port is taken.
     let tls = telltale_tls::server_config(tls).context("setting up TLS for the listener")?;
-    bind_with(addr, flag, what, tls, print_address).await
+    bind_with(addr, flag, what, tls, print_address.then_some("")).await
 }
 
-/// [`bind`] for gRPC (HTTP/2 over ALPN when TLS is on); the address goes unprinted.
-pub async fn bind_grpc(
+/// [`bind`] for a second listener: with `print_as` the bound address is printed after
+/// that label and a space (`otlp-http 127.0.0.1:4318`), after the main listener's line;
+/// `grpc` speaks HTTP/2 over ALPN when TLS is on.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "bind's arguments plus the two that differ; a struct would be used once"
+)]
+pub async fn bind_extra(
     listen: &str,
     flag: &str,
     example: &str,
     what: &str,
     tls: &ServerTlsConfig,
+    grpc: bool,
+    print_as: Option<&str>,
 ) -> anyhow::Result<(telltale_tls::Listener, SocketAddr)> {
     let addr: SocketAddr = listen.parse().with_context(|| {
         format!("{flag} {listen:?} is not an address: use host:port, e.g. {example}")
     })?;
-    let tls = telltale_tls::grpc_server_config(tls).context("setting up TLS for the listener")?;
-    bind_with(addr, flag, what, tls, false).await
+    let tls = if grpc {
+        telltale_tls::grpc_server_config(tls)
+    } else {
+        telltale_tls::server_config(tls)
+    }
+    .context("setting up TLS for the listener")?;
+    bind_with(addr, flag, what, tls, print_as).await
 }
 
 async fn bind_with(
@@ -81,7 +94,7 @@ async fn bind_with(
     flag: &str,
     what: &str,
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
-    print_address: bool,
+    print_as: Option<&str>,
 ) -> anyhow::Result<(telltale_tls::Listener, SocketAddr)> {
     let listener = TcpListener::bind(addr).await.with_context(|| {
         format!("binding {what} to {addr} (is the port taken? pick another with {flag})")
@@ -89,10 +102,11 @@ async fn bind_with(
     let addr = listener.local_addr().unwrap_or(addr);
     let listener = telltale_tls::Listener::new(listener, tls)
         .with_context(|| format!("opening {what} on {addr}"))?;
-    if print_address {
+    if let Some(label) = print_as {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{addr}");
+        let sep = if label.is_empty() { "" } else { " " };
+        let _ = writeln!(out, "{label}{sep}{addr}");
         let _ = out.flush();
     }
     Ok((listener, addr))

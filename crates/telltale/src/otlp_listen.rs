@@ -44,12 +44,15 @@ impl Started {
     }
 }
 
-/// Binds and serves the listeners the flags ask for.
+/// Binds and serves the listeners the flags ask for; with `print_address` each bound
+/// address goes to stdout as `otlp-http ADDR` / `otlp-grpc ADDR` (after the main
+/// listener's line).
 pub async fn start(
     args: &OtlpListenArgs,
     state: &IngestState,
     tokens: &Tokens,
     tls: &ServerTlsConfig,
+    print_address: bool,
 ) -> anyhow::Result<Started> {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -57,13 +60,14 @@ pub async fn start(
         let _ = rx.wait_for(|s| *s).await;
     };
     if let Some(listen) = &args.otlp_listen {
-        let (listener, addr) = crate::listen::bind(
+        let (listener, addr) = crate::listen::bind_extra(
             listen,
             "--otlp-listen",
             "0.0.0.0:4318",
             "the OTLP/HTTP server",
             tls,
             false,
+            print_address.then_some("otlp-http"),
         )
         .await?;
         let app = crate::guard::guarded(
@@ -84,12 +88,14 @@ pub async fn start(
         tasks.push(tokio::spawn(serve.into_future()));
     }
     if let Some(listen) = &args.otlp_grpc_listen {
-        let (listener, addr) = crate::listen::bind_grpc(
+        let (listener, addr) = crate::listen::bind_extra(
             listen,
             "--otlp-grpc-listen",
             "0.0.0.0:4317",
             "the OTLP/gRPC server",
             tls,
+            true,
+            print_address.then_some("otlp-grpc"),
         )
         .await?;
         // The services check the token themselves (gRPC metadata, gRPC status codes):

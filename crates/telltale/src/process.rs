@@ -39,6 +39,8 @@ pub struct ProcessArgs {
     pub input: InputArgs,
     /// Print the bound HTTP address (e.g. `127.0.0.1:43127`) as the first line on stdout
     /// once the listener is open: with `--listen 127.0.0.1:0` the system picks a free port.
+    /// Then `otlp-http ADDR` and `otlp-grpc ADDR` lines for --otlp-listen and
+    /// --otlp-grpc-listen.
     #[arg(long)]
     pub print_address: bool,
     #[command(flatten)]
@@ -295,8 +297,14 @@ pub async fn serve(
     let pipeline = running.pipeline.clone();
     let mut table = telltale_processor::api::routes();
     let (mut app, state) = router_with_state(pipeline.clone(), settings, Arc::clone(&running.view));
-    let otlp_servers =
-        crate::otlp_listen::start(otlp, &state, &tokens, &loaded.pipeline.server.tls).await?;
+    let otlp_servers = crate::otlp_listen::start(
+        otlp,
+        &state,
+        &tokens,
+        &loaded.pipeline.server.tls,
+        print_address,
+    )
+    .await?;
     if let Some((extra, extra_table)) = extra_routes {
         app = app.merge(extra);
         table.extend_from_slice(extra_table);

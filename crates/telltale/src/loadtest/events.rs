@@ -39,15 +39,30 @@ pub struct EventSpace {
     /// Timestamp of `seq` 0, µs since the epoch.
     pub base_us: i64,
     next_seq: AtomicU64,
+    /// The events go as OTLP spans, which have no `"error": false`.
+    otlp: bool,
 }
 
 impl EventSpace {
-    /// A fresh space for a run with `run_id`, stamped relative to `now_us`.
-    pub fn new(run_id: &str, now_us: i64) -> Self {
+    /// A fresh space for a run with `run_id`, stamped relative to `now_us`; `otlp` when
+    /// the events go as OTLP spans.
+    pub fn new(run_id: &str, now_us: i64, otlp: bool) -> Self {
         Self {
             service: format!("loadtest-{run_id}"),
             base_us: now_us - BASE_OFFSET_US,
             next_seq: AtomicU64::new(0),
+            otlp,
+        }
+    }
+
+    /// The row the lake must hold for `seq`: [`expected`], with the error column null
+    /// for OTLP spans (a span's status is an error or nothing).
+    pub fn expected(&self, seq: u64) -> Expected {
+        let e = expected(seq);
+        if self.otlp {
+            Expected { error: None, ..e }
+        } else {
+            e
         }
     }
 
@@ -226,7 +241,7 @@ mod tests {
     #[test]
     fn lines_parse_back_to_the_expected_fields() {
         let now = 1_746_000_000 * MICROS_PER_SEC;
-        let space = EventSpace::new("0123abcd", now);
+        let space = EventSpace::new("0123abcd", now, false);
         let seqs = space.allocate(500);
         for seq in seqs {
             let line = space.line(seq);
@@ -252,7 +267,7 @@ mod tests {
 
     #[test]
     fn batches_near_a_limit_straddle_it() {
-        let space = EventSpace::new("0123abcd", 1_746_000_000 * MICROS_PER_SEC);
+        let space = EventSpace::new("0123abcd", 1_746_000_000 * MICROS_PER_SEC, false);
         let (under, body) = space.batch_near(100_000, false);
         assert!(body.len() <= 100_000);
         assert!(body.len() > 100_000 - 200, "{}", body.len());

@@ -11,6 +11,7 @@
 //! Load tests stay on the machine: only loopback targets are accepted.
 
 mod events;
+mod otlp;
 mod traffic;
 mod verify;
 
@@ -73,6 +74,20 @@ pub struct LoadtestArgs {
     /// Bearer token, when the processor requires one.
     #[arg(long, env = "TELLTALE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// What the steady phase sends: NDJSON lines (`POST /v1/events`) or the same events
+    /// as OTLP/HTTP protobuf server spans (`POST /v1/traces`; steady phase only).
+    #[arg(long, value_enum, default_value = "ndjson")]
+    pub protocol: Protocol,
+}
+
+/// The wire format of the steady phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// `application/x-ndjson` to `/v1/events`.
+    Ndjson,
+    /// `application/x-protobuf` OTLP spans to `/v1/traces`.
+    Otlp,
 }
 
 /// A phase of the load test.
@@ -123,6 +138,9 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     if args.connections == 0 || args.batch_lines == 0 {
         bail!("--connections and --batch-lines must be at least 1");
     }
+    if args.protocol == Protocol::Otlp && args.phases != [Phase::Steady] {
+        bail!("--protocol otlp runs the steady phase only: add --phases steady");
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let report = runtime.block_on(drive(&args))?;
     print!("{}", render(&report));
@@ -141,13 +159,18 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<()> {
 }
 
 async fn drive(args: &LoadtestArgs) -> anyhow::Result<Report> {
-    let target = resolve_target(&args.url, args.token.clone()).await?;
+    let default_path = match args.protocol {
+        Protocol::Ndjson => "/v1/events",
+        Protocol::Otlp => "/v1/traces",
+    };
+    let target = resolve_target(&args.url, default_path, args.token.clone()).await?;
     let run_id = run_id();
     let now_us = chrono::Utc::now().timestamp_micros();
     let run = Arc::new(Run {
         target,
-        space: EventSpace::new(&run_id, now_us),
+        space: EventSpace::new(&run_id, now_us, args.protocol == Protocol::Otlp),
         ledger: Ledger::default(),
+        protocol: args.protocol,
     });
     eprintln!(
         "loadtest {run_id}: events go to service {} at {}",
@@ -239,7 +262,11 @@ fn run_id() -> String {
 }
 
 /// Parses `--url`, insists on plain HTTP to a loopback host, and resolves it.
-async fn resolve_target(url: &str, token: Option<String>) -> anyhow::Result<Target> {
+async fn resolve_target(
+    url: &str,
+    default_path: &str,
+    token: Option<String>,
+) -> anyhow::Result<Target> {
     let mut parsed = reqwest::Url::parse(url)
         .with_context(|| format!("--url {url:?} is not a URL, e.g. http://127.0.0.1:8080"))?;
     if parsed.scheme() != "http" {
@@ -262,7 +289,7 @@ async fn resolve_target(url: &str, token: Option<String>) -> anyhow::Result<Targ
         );
     }
     if parsed.path() == "/" || parsed.path().is_empty() {
-        parsed.set_path("/v1/events");
+        parsed.set_path(default_path);
     }
     let port = parsed.port_or_known_default().unwrap_or(80);
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
@@ -395,7 +422,7 @@ mod tests {
             "http://[::1]:8080",
             "http://localhost:8080",
         ] {
-            let t = resolve_target(ok, None)
+            let t = resolve_target(ok, "/v1/events", None)
                 .await
                 .unwrap_or_else(|e| panic!("{ok}: {e:#}"));
             assert_eq!(t.url.path(), "/v1/events");
@@ -407,11 +434,11 @@ mod tests {
             "https://127.0.0.1:8080",
         ] {
             assert!(
-                resolve_target(bad, None).await.is_err(),
+                resolve_target(bad, "/v1/events", None).await.is_err(),
                 "{bad} must be refused"
             );
         }
-        let e = resolve_target("http://192.0.2.1:8080", None)
+        let e = resolve_target("http://192.0.2.1:8080", "/v1/events", None)
             .await
             .unwrap_err();
         assert!(format!("{e:#}").contains("not a loopback address"), "{e:#}");

@@ -66,6 +66,8 @@ pub struct Run {
     pub space: EventSpace,
     /// What happened to each event.
     pub ledger: Ledger,
+    /// What the steady phase sends.
+    pub protocol: super::Protocol,
 }
 
 /// One request's result as the phases see it.
@@ -124,10 +126,24 @@ struct IngestBody {
 }
 
 async fn post(client: &reqwest::Client, target: &Target, body: bytes::Bytes) -> Answer {
+    post_as(client, target, body, None).await
+}
+
+/// [`post`], or with `otlp_spans` = the spans in it, an OTLP/HTTP protobuf export.
+async fn post_as(
+    client: &reqwest::Client,
+    target: &Target,
+    body: bytes::Bytes,
+    otlp_spans: Option<u64>,
+) -> Answer {
     let started = Instant::now();
+    let content_type = match otlp_spans {
+        None => "application/x-ndjson",
+        Some(_) => "application/x-protobuf",
+    };
     let mut request = client
         .post(target.url.clone())
-        .header(CONTENT_TYPE, "application/x-ndjson")
+        .header(CONTENT_TYPE, content_type)
         .body(body);
     if let Some(token) = &target.token {
         request = request.header(AUTHORIZATION, format!("Bearer {token}"));
@@ -165,7 +181,15 @@ async fn post(client: &reqwest::Client, target: &Target, body: bytes::Bytes) -> 
             };
         }
     };
-    let parsed: Option<IngestBody> = serde_json::from_slice(&bytes).ok();
+    let parsed: Option<IngestBody> = match otlp_spans {
+        None => serde_json::from_slice(&bytes).ok(),
+        Some(spans) => super::otlp::rejected(&bytes)
+            .filter(|_| status.is_success())
+            .map(|rejected| IngestBody {
+                accepted: spans.saturating_sub(rejected),
+                rejected,
+            }),
+    };
     Answer {
         status: Some(status),
         accepted: parsed.as_ref().map(|p| p.accepted),
@@ -344,11 +368,17 @@ pub async fn steady(
             let mut histogram = latency_histogram()?;
             while Instant::now() < deadline {
                 let seqs = run.space.allocate(batch_lines as u64);
-                let body = run.space.batch(seqs.clone());
+                let (body, otlp_spans) = match run.protocol {
+                    super::Protocol::Ndjson => (run.space.batch(seqs.clone()), None),
+                    super::Protocol::Otlp => (
+                        super::otlp::batch(&run.space, seqs.clone()),
+                        Some(batch_lines as u64),
+                    ),
+                };
                 counters
                     .events_sent
                     .fetch_add(batch_lines as u64, Ordering::Relaxed);
-                let answer = post(&client, &run.target, body.into()).await;
+                let answer = post_as(&client, &run.target, body.into(), otlp_spans).await;
                 counters.count(&answer);
                 histogram.saturating_record(answer.latency.as_micros() as u64);
                 let fate = answer.fate(batch_lines as u64);

@@ -12,7 +12,7 @@ use serde::Serialize;
 use telltale_lake::layout::{self, PARQUET_EXT, Table};
 use telltale_lake::store::{LakeStore, LocalDisk};
 
-use super::events::{EventSpace, Fate, expected};
+use super::events::{EventSpace, Fate};
 
 /// Pause between two looks at the lake while waiting for flushes.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -145,7 +145,7 @@ fn compare(
                 continue;
             };
             copies[seq as usize] += 1;
-            let want = expected(seq);
+            let want = space.expected(seq);
             let error = (!errors.is_null(row)).then(|| errors.value(row));
             // Bit-exact: the latencies sent are multiples of 1/8, exact in decimal and f64.
             if i64::from(statuses.value(row)) != i64::from(want.status_code)

@@ -22,6 +22,7 @@ mod loadtest;
 mod monitor;
 mod network_path_dashboard;
 mod nginx;
+mod otlp;
 mod overload;
 mod probe;
 mod rate_limit;

@@ -1,7 +1,7 @@
 //! Child processes that never outlive a test, and `telltale` servers on ports the system
 //! picks.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
@@ -27,6 +27,8 @@ pub struct ChildGuard {
     child: Option<Child>,
     /// The rest of stdout after the address line, read so the child never blocks on it.
     stdout_rest: Option<JoinHandle<Vec<u8>>>,
+    /// Each later line of stdout, as it is printed (e.g. `otlp-grpc ADDR`).
+    stdout_lines: Option<mpsc::Receiver<String>>,
 }
 
 impl ChildGuard {
@@ -42,6 +44,7 @@ impl ChildGuard {
         Self {
             child: Some(child),
             stdout_rest: None,
+            stdout_lines: None,
         }
     }
 
@@ -93,12 +96,23 @@ impl ChildGuard {
             .take()
             .expect("stdout piped to read the address from");
         let (tx, rx) = mpsc::channel();
+        let (lines_tx, lines_rx) = mpsc::channel();
+        self.stdout_lines = Some(lines_rx);
         self.stdout_rest = Some(std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             let mut line = String::new();
             let _ = tx.send(reader.read_line(&mut line).map(|_| line));
             let mut rest = Vec::new();
-            let _ = reader.read_to_end(&mut rest);
+            loop {
+                let mut line = Vec::new();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let _ = lines_tx.send(String::from_utf8_lossy(&line).trim_end().to_owned());
+                        rest.extend_from_slice(&line);
+                    }
+                }
+            }
             rest
         }));
         let line = match rx.recv_timeout(START_LIMIT) {
@@ -155,6 +169,29 @@ pub struct Server {
 }
 
 impl Server {
+    /// The next line of stdout after the address that starts with `prefix` (e.g.
+    /// `otlp-grpc `), the prefix cut off; other lines are skipped. Panics when none comes
+    /// within the start limit.
+    pub fn stdout_line(&mut self, prefix: &str) -> String {
+        let lines = self
+            .child
+            .stdout_lines
+            .as_ref()
+            .expect("Server::start reads stdout");
+        let deadline = std::time::Instant::now() + START_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        return rest.to_owned();
+                    }
+                }
+                Err(e) => panic!("no stdout line starting {prefix:?} ({e})"),
+            }
+        }
+    }
+
     /// Spawns `cmd`, which must carry [`LISTEN`] or [`CONTROL_LISTEN`], with stdout piped,
     /// and reads the address from its first line. The listener is open from then on, so
     /// no polling for readiness is needed.
