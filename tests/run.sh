@@ -16,8 +16,9 @@ cd "$(dirname "$0")/.."
 # (crates/telltale/tests/it/nginx.rs: TLS, basic auth, rate limit, JSON access log).
 # nodejs and npm run the real OpenID Connect provider (the npm package oidc-provider, pinned
 # in tests/oidc/package-lock.json) the single sign-on test signs in at
-# (crates/telltale/tests/it/sso.rs).
-APT_PACKAGES=(influxdb victoria-metrics prometheus-alertmanager docker-compose chromium strace iproute2 nftables libcap2-bin nginx curl openssl nodejs)
+# (crates/telltale/tests/it/sso.rs). postgresql: the server the URL monitor results are
+# written to (crates/telltale-postgres/tests/postgres.rs: initdb in a temp dir).
+APT_PACKAGES=(influxdb victoria-metrics prometheus-alertmanager docker-compose chromium strace iproute2 nftables libcap2-bin nginx curl openssl nodejs postgresql)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -85,3 +85,42 @@ fn read(path: &str, what: &'static str) -> Result<Vec<u8>, TlsError> {
         source,
     })
 }
+
+/// A rustls client configuration from an output's `tls` table, for clients that are not
+/// reqwest (the PostgreSQL connection): [`server_verifier`]'s trust, the client
+/// certificate when the table has one. `insecure_skip_verify` is refused here: such a
+/// client has no reason to skip it, and a database password must not go to anyone.
+pub fn rustls_client_config(
+    tls: &ClientTlsConfig,
+    key: &str,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, TlsError> {
+    if tls.insecure_skip_verify {
+        return Err(TlsError::Client {
+            what: key.to_owned(),
+            reason: format!("{key}.insecure_skip_verify is not supported: set {key}.ca_file"),
+        });
+    }
+    let verifier = server_verifier(tls.ca_file.as_deref().map(Path::new))?;
+    let builder = rustls::ClientConfig::builder_with_provider(crate::provider::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|source| TlsError::Rustls {
+            what: "the TLS client".to_owned(),
+            source,
+        })?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let config = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key_file)) => {
+            let chain = crate::pem::certs("client certificate file", Path::new(cert))?;
+            let key_der = crate::pem::key("client key file", Path::new(key_file))?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|source| TlsError::Rustls {
+                    what: "the client certificate".to_owned(),
+                    source,
+                })?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(std::sync::Arc::new(config))
+}

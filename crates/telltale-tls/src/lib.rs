@@ -32,7 +32,7 @@ mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use client::{client_builder, server_verifier, with_client_tls};
+pub use client::{client_builder, rustls_client_config, server_verifier, with_client_tls};
 pub use error::TlsError;
 pub use listener::{Listener, Peer, Stream};
 pub use provider::provider;

@@ -33,6 +33,8 @@
 //! - `oidc.rs`, `[server.oidc]`: [`OidcConfig`], single sign-on (URLs, groups and
 //!   paths only; the binary reads the secret and the session key).
 //! - `otlp.rs`, `[otlp]`: [`OtlpConfig`], how OTLP log records map to events.
+//! - `postgres.rs`, `[postgres]`: [`PostgresConfig`], where URL monitor results are
+//!   written (`POSTGRES_URL` / `DATABASE_URL`, `POSTGRES_PASSWORD`).
 //! - `autoscale.rs`, `[autoscale]`: [`AutoscaleConfig`] (the policy that reads it is
 //!   [`crate::autoscale`]).
 //!
@@ -64,6 +66,7 @@ mod influx;
 mod oidc;
 mod otlp;
 mod pipeline;
+mod postgres;
 mod tls;
 
 pub use alertmanager::AlertmanagerConfig;
@@ -79,6 +82,7 @@ pub use pipeline::{
     LakeConfig, LogConfig, PipelineConfig, RateLimitConfig, RollupConfig, ServerConfig,
     ValidationConfig, WalConfig, WalSync, parse_ip_range,
 };
+pub use postgres::PostgresConfig;
 
 pub use error::{ConfigError, ENV_SOURCE};
 pub use oidc::OidcConfig;

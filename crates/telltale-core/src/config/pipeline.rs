@@ -47,6 +47,9 @@ pub struct PipelineConfig {
     pub formats: std::collections::BTreeMap<String, AccessLogFormat>,
     /// OpenTelemetry (OTLP) ingest: how log records map to request events.
     pub otlp: OtlpConfig,
+    /// PostgreSQL, where URL monitor results (and the monitors) are written. Off by
+    /// default.
+    pub postgres: super::postgres::PostgresConfig,
 }
 
 /// `[limits]`: what many distinct service names (typos, per-customer names, an attack) may
@@ -510,6 +513,7 @@ impl PipelineConfig {
         self.influx.validate(file)?;
         self.alertmanager.validate(file)?;
         self.otlp.validate(file)?;
+        self.postgres.validate(file)?;
         Ok(())
     }
 }

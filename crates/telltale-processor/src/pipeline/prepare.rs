@@ -330,6 +330,6 @@ fn service_row<'a>(ev: &'a ServiceLine<'_>, f: &Flags<'a>) -> EventRow<'a> {
         region: ev.region.as_deref(),
         instance: ev.instance.as_deref(),
         trace_id: ev.trace_id.as_deref(),
-        attributes: None,
+        attributes: ev.attributes.as_deref(),
     }
 }
