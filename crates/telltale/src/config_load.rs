@@ -20,9 +20,15 @@ pub struct ConfigArgs {
         default_value = "config/services.toml"
     )]
     pub services: PathBuf,
-    /// Root of the Parquet lake (overrides `lake.data_dir`).
-    #[arg(long, env = "TELLTALE_DATA_DIR")]
+    /// Root of the Parquet lake (overrides `lake.data_dir`): a local directory.
+    #[arg(long, env = "TELLTALE_DATA_DIR", value_parser = data_dir)]
     pub data_dir: Option<PathBuf>,
+}
+
+/// `--data-dir`: a local directory; a URL such as `s3://bucket/prefix` is refused with the
+/// reason instead of becoming a directory named `s3:`.
+pub fn data_dir(value: &str) -> Result<PathBuf, String> {
+    telltale_core::config::local_data_dir(value).map(|()| PathBuf::from(value))
 }
 
 /// Both config files, validated, with the data dir resolved.

@@ -26,7 +26,7 @@ pub struct QueryArgs {
     /// "SELECT service, count(*) FROM events WHERE date = '2025-04-30' GROUP BY service".
     pub sql: String,
     /// Root of the Parquet lake.
-    #[arg(long, env = "TELLTALE_DATA_DIR", default_value = "data")]
+    #[arg(long, env = "TELLTALE_DATA_DIR", default_value = "data", value_parser = crate::config_load::data_dir)]
     pub data_dir: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
@@ -95,7 +95,7 @@ pub enum TableArg {
 #[derive(Debug, clap::Args)]
 pub struct CompactArgs {
     /// Root of the Parquet lake.
-    #[arg(long, env = "TELLTALE_DATA_DIR", default_value = "data")]
+    #[arg(long, env = "TELLTALE_DATA_DIR", default_value = "data", value_parser = crate::config_load::data_dir)]
     pub data_dir: PathBuf,
     /// Which table to compact.
     #[arg(long, value_enum, default_value = "all")]

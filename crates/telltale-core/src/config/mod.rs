@@ -80,7 +80,7 @@ pub use influx::{InfluxApi, InfluxConfig, Secret};
 pub use otlp::{OtlpConfig, OtlpLogsConfig};
 pub use pipeline::{
     LakeConfig, LogConfig, PipelineConfig, RateLimitConfig, RollupConfig, ServerConfig,
-    ValidationConfig, WalConfig, WalSync, parse_ip_range,
+    ValidationConfig, WalConfig, WalSync, local_data_dir, parse_ip_range,
 };
 pub use postgres::PostgresConfig;
 

@@ -408,6 +408,9 @@ impl PipelineConfig {
                 "is empty: name a directory, e.g. \"data\"",
             ));
         }
+        if let Err(m) = local_data_dir(&self.lake.data_dir) {
+            return Err(invalid(file, "lake.data_dir", m));
+        }
         if self.lake.flush_rows == 0 {
             return Err(invalid(
                 file,
@@ -555,5 +558,42 @@ mod tests {
         .to_string();
         assert!(err.starts_with("t.toml: `server.drain_grace`"), "{err}");
         assert!(err.contains("lower it or raise the timeout"), "{err}");
+    }
+}
+
+/// Checks that a lake location is a local directory: a URL (`s3://bucket/prefix`,
+/// `gs://…`, `file://…`) is refused with the reason, rather than becoming a directory
+/// named `s3:` (issue #18: the lake is not on object storage yet). Used by `[lake]
+/// data_dir` and every `--data-dir` flag.
+pub fn local_data_dir(dir: &str) -> Result<(), String> {
+    let scheme = dir.split_once("://").map(|(s, _)| s).filter(|s| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    });
+    match scheme {
+        Some(scheme) => Err(format!(
+            "{dir:?} is a {scheme}:// URL, but the lake can only be a local directory so far \
+             (object storage is issue #18): use a path such as ./data"
+        )),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod data_dir_tests {
+    use super::local_data_dir;
+
+    #[test]
+    fn regression_an_s3_url_is_refused_instead_of_becoming_a_directory_named_s3() {
+        let e = local_data_dir("s3://lake/tt").unwrap_err();
+        assert!(
+            e.contains("s3:// URL") && e.contains("local directory"),
+            "{e}"
+        );
+        assert!(local_data_dir("gs://b").is_err());
+        assert!(local_data_dir("./data").is_ok());
+        assert!(local_data_dir("/var/lib/telltale").is_ok());
+        assert!(local_data_dir("weird:name").is_ok());
     }
 }
