@@ -18,7 +18,7 @@ use telltale_lake::writer::{LakeWriter, WriterStats};
 
 use super::error::PipelineError;
 use super::messages::{Control, WriterMsg};
-use super::prepare::{FirstSeen, ParsedBatch, PendingService};
+use super::prepare::{CheckBatch, FirstSeen, ParsedBatch, PendingService};
 use super::service_limit::ServiceLimit;
 use crate::metrics::Metrics;
 use crate::outputs::Outputs;
@@ -136,12 +136,18 @@ impl WriterLoop {
             event_count,
             probes,
             probe_slis,
+            checks,
             mut dead,
             received_at_us,
             source,
         } = parsed;
-        // Probe echoes are rollup events too: a probes-only input is not idle.
-        if event_count > 0 || !probe_slis.is_empty() {
+        let CheckBatch {
+            results: checks,
+            slis: check_slis,
+        } = checks.map(|c| *c).unwrap_or_default();
+        // Probe echoes and check results are rollup events too: a probes-only or
+        // checks-only input is not idle.
+        if event_count > 0 || !probe_slis.is_empty() || !check_slis.is_empty() {
             self.last_event = now;
         }
         self.set_aside_over_limit(
@@ -160,7 +166,7 @@ impl WriterLoop {
                 chunk.rollup_inputs(),
             );
         }
-        for sli in probe_slis {
+        for sli in probe_slis.into_iter().chain(check_slis) {
             late += self
                 .rollups
                 .record_service_events(&sli.target, &sli.team, sli.events);
@@ -173,10 +179,16 @@ impl WriterLoop {
         {
             o.on_probes(&probes);
         }
+        if let Some(o) = &mut self.outputs
+            && !checks.is_empty()
+        {
+            o.on_checks(&checks);
+        }
         let closed = self.rollups.drain_closed();
         let results = [
             self.writer.append_event_chunks(events, now),
             self.writer.append_probes(probes, now),
+            self.writer.append_checks(checks, now),
             self.writer.append_dead_letters(dead, now),
         ];
         if results.iter().any(Result::is_err) {
@@ -354,6 +366,11 @@ impl WriterLoop {
             ("events", f.events - pf.events, r.events - pr.events),
             ("rollups", f.rollups - pf.rollups, r.rollups - pr.rollups),
             ("probes", f.probes - pf.probes, r.probes - pr.probes),
+            (
+                "monitors",
+                f.monitors - pf.monitors,
+                r.monitors - pr.monitors,
+            ),
             (
                 "deadletter",
                 f.dead_letters - pf.dead_letters,
