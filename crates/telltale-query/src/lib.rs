@@ -655,6 +655,11 @@ mod tests {
         .unwrap();
         w.append_dead_letters(telltale_lake::fixtures::mixed_letters(), Instant::now())
             .unwrap();
+        let checks = vec![
+            telltale_lake::fixtures::check("m1", DAY0, Some(200)),
+            telltale_lake::fixtures::check("m1", DAY0 + 60_000_000, None),
+        ];
+        w.append_checks(checks, Instant::now()).unwrap();
         w.flush_all().unwrap();
         telltale_lake::compact::compact_partition(
             &store,
@@ -690,11 +695,12 @@ mod tests {
             })
             .collect();
         // Column names of each SELECT, in file order.
-        let expected: [&[&str]; 4] = [
+        let expected: [&[&str]; 5] = [
             &["service", "requests", "p95_ms"],
             &["team", "requests", "errors", "error_rate"],
             &["service", "endpoint", "requests", "avg_ms", "p99_ms"],
             &["minute", "requests", "errors", "max_ms"],
+            &["monitor_id", "checks", "availability", "p95_ms"],
         ];
         let ctx = SessionContext::new();
         let mut selects = Vec::new();
@@ -710,7 +716,7 @@ mod tests {
                 selects.push(batches);
             }
         }
-        assert_eq!(statements.len(), 2 + expected.len());
+        assert_eq!(statements.len(), 3 + expected.len());
         assert_eq!(selects.len(), expected.len());
         for (batches, columns) in selects.iter().zip(expected) {
             let schema = batches[0].schema();
@@ -741,6 +747,20 @@ mod tests {
             strings(per_minute, 0)[0].starts_with("2025-04-30T00:00:00"),
             "{:?}",
             strings(per_minute, 0)
+        );
+        // The monitor's two checks, one up.
+        let monitors = &selects[4];
+        assert_eq!(
+            (
+                strings(monitors, 0),
+                strings(monitors, 1),
+                strings(monitors, 2)
+            ),
+            (
+                vec!["m1".to_owned()],
+                vec!["2".to_owned()],
+                vec!["0.5".to_owned()]
+            )
         );
     }
 
