@@ -269,3 +269,45 @@ async fn wait_for_points(influx: &Influx, n: usize) -> Vec<serde_json::Map<Strin
     assert_eq!(points.len(), n);
     points
 }
+
+/// `telltale monitor check URL | telltale process --input -`: the checker's own line,
+/// piped, is a row of the `monitors` table (one-off: `adhoc`), and a rollup of its URL.
+#[test]
+fn a_piped_check_result_is_a_monitors_row_and_a_rollup_of_its_url() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("lake");
+    let line = real_refused_check();
+    let url = serde_json::from_str::<Value>(&line).unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut child = crate::support::ChildGuard::spawn(
+        telltale()
+            .args(["process", "--input", "-", "--data-dir"])
+            .arg(&data)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("1 accepted, 0 rejected"), "{stderr}");
+    let rows = query_json(&data, "SELECT monitor_id, url, error, up FROM monitors");
+    assert_eq!(
+        rows,
+        [json!({"monitor_id": "adhoc", "url": url, "error": "connect_refused", "up": false})]
+    );
+    let rollups = query_json(
+        &data,
+        "SELECT service, team, sum(count) AS n, sum(errors) AS errors FROM rollups GROUP BY 1, 2",
+    );
+    assert_eq!(
+        rollups,
+        [json!({"service": url, "team": "unowned", "n": 1, "errors": 1})]
+    );
+}
