@@ -327,4 +327,63 @@ mod tests {
         let e = check(r#"{"url":"u","duration_ms":1,"error":"boom"}"#).unwrap_err();
         assert!(e.message.contains("connect_refused"), "{}", e.message);
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        const FIELDS: [&str; 17] = [
+            "url",
+            "monitor_id",
+            "every_s",
+            "status_code",
+            "duration_ms",
+            "dns_ms",
+            "connect_ms",
+            "tls_ms",
+            "ttfb_ms",
+            "transfer_ms",
+            "redirects",
+            "body_bytes",
+            "cert_expiry_days",
+            "final_url",
+            "error",
+            "error_message",
+            "extra",
+        ];
+
+        fn value() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                (0u16..700).prop_map(Value::from),
+                prop::sample::select(CHECK_ERRORS.to_vec()).prop_map(Value::from),
+                "[a-z:/._]{0,12}".prop_map(Value::from),
+                Just(Value::Array(Vec::new())),
+            ]
+        }
+
+        proptest! {
+            /// Any mix of the line's fields and values: a result, or a refusal naming
+            /// one of the fields; never a panic. What is accepted keeps its invariants.
+            #[test]
+            fn any_fields_give_a_result_or_name_a_field(
+                fields in prop::collection::btree_map(prop::sample::select(FIELDS.to_vec()), value(), 0..17)
+            ) {
+                let obj: Map<String, Value> =
+                    fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+                match http_check(&obj, 1, 600_000.0) {
+                    Ok(c) => {
+                        prop_assert!(!c.url.trim().is_empty());
+                        prop_assert!(c.duration_ms.is_finite() && c.duration_ms >= 0.0);
+                        prop_assert!(c.error.is_some() || c.status_code.is_some());
+                        prop_assert!(c.status_code.is_none_or(|s| (100..600).contains(&s)));
+                    }
+                    Err(e) => prop_assert!(FIELDS.contains(&e.field), "{e:?}"),
+                }
+            }
+        }
+    }
 }
