@@ -364,3 +364,53 @@ fn check_results_become_monitor_rows_rollups_and_slo_status() {
             .any(|s| s.service == "http://b.test/")
     );
 }
+
+/// A monitor's URL counts towards `limits.max_services` like a service: past the limit a
+/// URL gets no rollups (nor SLOs), its results are still stored; a `[monitors."<url>"]`
+/// table is always admitted.
+#[test]
+fn monitor_urls_count_towards_the_service_limit() {
+    let catalog = Arc::new(
+        ServiceCatalog::from_toml_str("[monitors.\"https://listed.test/\"]\n", "test").unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = PipelineConfig::default();
+    cfg.limits.max_services = 1;
+    let sink = CheckSink::default();
+    let slo = SloEngine::new(&catalog, SloSettings::default()).unwrap();
+    let outputs = Outputs::new(slo, vec![Box::new(sink.clone())], Arc::default());
+    let pipeline = Pipeline::start(
+        PipelineSettings::from_config(&cfg, catalog.clone()),
+        Arc::new(LocalDisk::new(dir.path())),
+        Arc::new(Metrics::new()),
+        Some(outputs),
+    )
+    .unwrap();
+    let t = chrono::Utc::now().timestamp_millis() - 120_000;
+    let text: String = ["https://a.test/", "https://b.test/", "https://listed.test/"]
+        .iter()
+        .map(|url| {
+            format!(
+                "{{\"kind\":\"http\",\"url\":\"{url}\",\"timestamp\":{t},\"status_code\":200,\"duration_ms\":5}}\n"
+            )
+        })
+        .collect();
+    let outcome = pipeline.ingest(IngestBatch::whole(text, "http")).unwrap();
+    assert_eq!(outcome.accepted, 3);
+    pipeline.shutdown().unwrap();
+    let mut services: Vec<String> = sink
+        .rows
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.service.clone())
+        .collect();
+    services.dedup();
+    assert_eq!(services, ["https://a.test/", "https://listed.test/"]);
+    assert_eq!(
+        sink.checks.lock().unwrap().len(),
+        3,
+        "every result is still stored"
+    );
+    assert_eq!(pipeline.metrics().events_over_service_limit.get(), 1);
+}

@@ -18,7 +18,7 @@ use telltale_lake::writer::{LakeWriter, WriterStats};
 
 use super::error::PipelineError;
 use super::messages::{Control, WriterMsg};
-use super::prepare::{CheckBatch, FirstSeen, ParsedBatch, PendingService};
+use super::prepare::{CheckBatch, FirstSeen, ParsedBatch, PendingService, ProbeSli};
 use super::service_limit::ServiceLimit;
 use crate::metrics::Metrics;
 use crate::outputs::Outputs;
@@ -166,11 +166,12 @@ impl WriterLoop {
                 chunk.rollup_inputs(),
             );
         }
-        for sli in probe_slis.into_iter().chain(check_slis) {
+        for sli in probe_slis {
             late += self
                 .rollups
                 .record_service_events(&sli.target, &sli.team, sli.events);
         }
+        self.record_check_slis(check_slis, &mut late);
         if late > 0 {
             self.metrics.rollup_late_events.inc_by(late);
         }
@@ -201,6 +202,30 @@ impl WriterLoop {
         self.dirty = true;
         self.report();
         Ok(())
+    }
+
+    /// Records the SLI events of check results in the rollups under their monitor's URL,
+    /// which counts towards `limits.max_services` like a service (decided here, in log
+    /// order; a `[monitors."<url>"]` table is always admitted). A URL past the limit gets
+    /// no rollups or SLOs; its results are still stored (lake, sinks) and its events
+    /// counted in `telltale_events_over_service_limit_total`.
+    fn record_check_slis(&mut self, slis: Vec<ProbeSli>, late: &mut u64) {
+        let mut over = 0;
+        for sli in slis {
+            let url: Arc<str> = Arc::from(sli.target.as_str());
+            if !self.service_limit.admit(&url) {
+                over += sli.events.len() as u64;
+                continue;
+            }
+            *late += self
+                .rollups
+                .record_service_events(&sli.target, &sli.team, sli.events);
+        }
+        self.service_limit.publish();
+        Metrics::gauge_set(&self.metrics.tracked_services, self.service_limit.tracked());
+        if over > 0 {
+            self.metrics.events_over_service_limit.inc_by(over);
+        }
     }
 
     /// Moves the events of services past `limits.max_services` into `dead`, whole and
