@@ -56,3 +56,18 @@ FROM events
 WHERE service = 'checkout-api' AND date = CAST(current_date() AS VARCHAR)
 GROUP BY date_trunc('minute', timestamp)
 ORDER BY minute;
+
+-- URL monitors (docs/monitors.md), in a lake that holds check results: availability and
+-- p95 check duration per monitor.
+CREATE EXTERNAL TABLE monitors
+STORED AS PARQUET
+PARTITIONED BY (monitor_id, date)
+LOCATION 'data/monitors/';
+
+SELECT monitor_id,
+       count(*) AS checks,
+       round(avg(CASE WHEN up THEN 1.0 ELSE 0.0 END), 4) AS availability,
+       round(approx_percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms), 2) AS p95_ms
+FROM monitors
+GROUP BY monitor_id
+ORDER BY availability;

@@ -17,7 +17,12 @@ now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 for i in 1 2 3; do
   echo "{\"service\":\"team/a b\",\"timestamp\":\"$now\",\"status_code\":200,\"latency_ms\":$i}" >> "$tmp/in.ndjson"
 done
+# URL check results: a scheduled monitor's and the line `telltale monitor check` prints for
+# a port nobody listens on (a one-off check, filed under monitor_id=adhoc).
+echo "{\"kind\":\"http\",\"url\":\"https://example.com/health\",\"monitor_id\":\"m1\",\"timestamp\":\"$now\",\"status_code\":200,\"duration_ms\":12.5,\"tls_ms\":3.5,\"redirects\":0,\"error\":null}" >> "$tmp/in.ndjson"
+"$BIN" monitor check http://127.0.0.1:9/ >> "$tmp/in.ndjson" 2>/dev/null || true
 "$BIN" --log warn process --input "$tmp/in.ndjson" --data-dir "$tmp/lake"
 probes=$(grep -c '"kind":"probe"' "$tmp/in.ndjson")
-events=$(( $(wc -l < "$tmp/in.ndjson") - probes ))
-"$VENV/bin/python" tests/interop/read_lake.py "$tmp/lake" "$events" "$probes"
+checks=$(grep -c '"kind":"http"' "$tmp/in.ndjson")
+events=$(( $(wc -l < "$tmp/in.ndjson") - probes - checks ))
+"$VENV/bin/python" tests/interop/read_lake.py "$tmp/lake" "$events" "$probes" "$checks"

@@ -208,13 +208,103 @@ impl ProbeEvent {
     }
 }
 
-/// A validated line: a service event or a probe measurement.
+/// The partition key (`monitor_id`) of a check without a monitor id: a one-off
+/// `telltale monitor check` rather than a scheduled monitor's.
+pub const ADHOC_MONITOR_ID: &str = "adhoc";
+
+/// The error classes a URL check may report (`error` of a `"kind":"http"` line), as
+/// `telltale monitor check` prints them.
+pub const CHECK_ERRORS: [&str; 8] = [
+    "invalid_url",
+    "dns",
+    "connect_refused",
+    "connect",
+    "tls",
+    "timeout",
+    "http",
+    "too_many_redirects",
+];
+
+/// One URL monitor check's result (a `"kind":"http"` line, as `telltale monitor check`
+/// prints it): the phases, the answer and, when it failed, why.
+///
+/// Required in a line: `url`, `timestamp`, `duration_ms`, and `status_code` unless
+/// `error` names a class; everything else may be absent or `null`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HttpCheckEvent {
+    /// The URL checked (the first of a redirect chain): the SLO's `service`.
+    pub url: String,
+    /// The monitor's id, for scheduled checks; `None` for a one-off check (partitioned
+    /// under [`ADHOC_MONITOR_ID`]).
+    pub monitor_id: Option<String>,
+    /// The monitor's frequency, seconds.
+    pub every_s: Option<u64>,
+    /// When the check started, microseconds since the epoch, UTC.
+    pub timestamp_us: i64,
+    /// The final answer's HTTP status, when one came.
+    pub status_code: Option<u16>,
+    /// The whole check, redirects included, ms.
+    pub duration_ms: f64,
+    /// Name resolution, ms.
+    pub dns_ms: Option<f64>,
+    /// TCP connect, ms.
+    pub connect_ms: Option<f64>,
+    /// TLS handshake, ms.
+    pub tls_ms: Option<f64>,
+    /// Request sent to first byte of the answer, ms.
+    pub ttfb_ms: Option<f64>,
+    /// Reading the body, ms.
+    pub transfer_ms: Option<f64>,
+    /// Redirects followed.
+    pub redirects: u32,
+    /// Bytes of the final body.
+    pub body_bytes: Option<u64>,
+    /// Days until the server certificate expires (negative once expired).
+    pub cert_expiry_days: Option<f64>,
+    /// Where the redirects led.
+    pub final_url: Option<String>,
+    /// Why the check failed: one of [`CHECK_ERRORS`]; `None` when an answer came.
+    pub error: Option<String>,
+    /// The failure in words.
+    pub error_message: Option<String>,
+}
+
+impl HttpCheckEvent {
+    /// The lake partition (`monitor_id=`) of this result: its monitor id, or
+    /// [`ADHOC_MONITOR_ID`] for a one-off check.
+    pub fn partition_key(&self) -> &str {
+        self.monitor_id.as_deref().unwrap_or(ADHOC_MONITOR_ID)
+    }
+
+    /// Whether the URL was up: no error and a 2xx or 3xx answer (as the checker's own
+    /// `CheckResult::is_up`).
+    pub fn is_up(&self) -> bool {
+        self.error.is_none() && self.status_code.is_some_and(|s| (200..400).contains(&s))
+    }
+
+    /// The answer's status class, `"2xx"` to `"5xx"` (`"1xx"` too), or `"none"` when no
+    /// answer came.
+    pub fn status_class(&self) -> &'static str {
+        match self.status_code.map(|s| s / 100) {
+            Some(1) => "1xx",
+            Some(2) => "2xx",
+            Some(3) => "3xx",
+            Some(4) => "4xx",
+            Some(5) => "5xx",
+            _ => "none",
+        }
+    }
+}
+
+/// A validated line: a service event, a probe measurement or a URL check result.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     /// `{"service", "timestamp", "status_code", "latency_ms", ...}`
     Service(ServiceEvent),
     /// `{"kind": "probe", "target", ...}`
     Probe(ProbeEvent),
+    /// `{"kind": "http", "url", ...}`
+    HttpCheck(HttpCheckEvent),
 }
 
 /// The UTC date (`YYYY-MM-DD`) of a timestamp, as used in `date=` partitions.

@@ -14,6 +14,8 @@
 pub mod access_log;
 pub mod auth;
 pub mod autoscale;
+pub mod check_line;
+pub mod check_sli;
 pub mod config;
 pub mod event;
 pub mod flag;
@@ -23,6 +25,6 @@ pub mod rollup;
 pub mod slo;
 
 pub use config::{ConfigError, PipelineConfig, ServiceCatalog, ServicePolicy, SloWindow};
-pub use event::{FlaggedEvent, ProbeEvent, ProbeHop, Record, ServiceEvent};
+pub use event::{FlaggedEvent, HttpCheckEvent, ProbeEvent, ProbeHop, Record, ServiceEvent};
 pub use parse::{Limits, RejectReason, Rejection, parse_line};
 pub use rollup::{RollupRow, Rollups};

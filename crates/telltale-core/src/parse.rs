@@ -10,6 +10,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::check_line::{self, FieldProblem};
 use crate::config::ValidationConfig;
 use crate::event::{MICROS_PER_SEC, ProbeEvent, ProbeHop, Record, ServiceEvent};
 
@@ -320,11 +321,12 @@ fn parse_text(text: &str, line: u64, now_us: i64, limits: &Limits) -> Result<Rec
         None | Some(Value::Null) => ctx.service(obj),
         Some(Value::String(k)) if k == "service" => ctx.service(obj),
         Some(Value::String(k)) if k == "probe" => ctx.probe(obj),
+        Some(Value::String(k)) if k == "http" => ctx.http_check(&obj),
         Some(Value::String(k)) => Err(reject(
             Some("kind"),
             RejectReason::UnknownKind,
             format!(
-                "unknown kind {:?}: expected \"service\" or \"probe\"",
+                "unknown kind {:?}: expected \"service\", \"probe\" or \"http\"",
                 truncate(k)
             ),
         )),
@@ -634,6 +636,23 @@ impl Ctx<'_> {
             target,
             timestamp_us,
         }))
+    }
+
+    /// A URL check's result line (`"kind":"http"`): the timestamp here, the other
+    /// fields in [`check_line`].
+    fn http_check(&self, obj: &Map<String, Value>) -> Result<Record, Rejection> {
+        let timestamp_us = self.timestamp(obj)?;
+        check_line::http_check(obj, timestamp_us, self.limits.max_latency_ms)
+            .map(Record::HttpCheck)
+            .map_err(|e| {
+                let reason = match e.problem {
+                    FieldProblem::Missing => RejectReason::MissingField,
+                    FieldProblem::WrongType => RejectReason::WrongType,
+                    FieldProblem::OutOfRange | FieldProblem::TooLong => RejectReason::OutOfRange,
+                    FieldProblem::Empty => RejectReason::EmptyServiceName,
+                };
+                self.err(e.field, reason, e.message)
+            })
     }
 
     /// An optional duration in milliseconds (0 up to the latency limit).
@@ -1244,7 +1263,7 @@ mod tests {
                 r#"{"kind":"metric","service":"a"}"#,
                 Some("kind"),
                 RejectReason::UnknownKind,
-                "line 7: field `kind`: unknown kind \"metric\": expected \"service\" or \"probe\"",
+                "line 7: field `kind`: unknown kind \"metric\": expected \"service\", \"probe\" or \"http\"",
             ),
         ];
         for (line, field, reason, message) in cases {
@@ -1318,6 +1337,41 @@ mod tests {
                 loss_pct: 100.0,
                 ..ProbeHop::default()
             }
+        );
+    }
+
+    /// A URL check's result line parses into its record; a bad one names line and field.
+    #[test]
+    fn http_check_line_parses_and_refusals_name_the_field() {
+        let line = r#"{"kind":"http","url":"https://x.test/","monitor_id":"m1","every_s":60,"timestamp":"2025-04-30T07:00:00.5Z","status_code":503,"duration_ms":12.5,"dns_ms":null,"redirects":0,"body_bytes":3,"cert_expiry_days":null,"error":null}"#;
+        let Record::HttpCheck(c) = parse(line).unwrap() else {
+            panic!("not a check")
+        };
+        assert_eq!(c.timestamp_us, 1_745_996_400_500_000);
+        assert_eq!((c.status_code, c.duration_ms), (Some(503), 12.5));
+        let e = rejected(
+            r#"{"kind":"http","url":"u","timestamp":"2025-04-30T07:00:00Z","duration_ms":1,"error":"nope"}"#,
+        );
+        assert_eq!(
+            (e.field, e.reason),
+            (Some("error"), RejectReason::OutOfRange)
+        );
+        assert!(
+            e.to_string()
+                .starts_with("line 7: field `error`: \"nope\" is not an error class"),
+            "{e}"
+        );
+        let e = rejected(r#"{"kind":"http","url":"u","duration_ms":1,"status_code":200}"#);
+        assert_eq!(
+            (e.field, e.reason),
+            (Some("timestamp"), RejectReason::MissingField)
+        );
+        let e = rejected(
+            r#"{"kind":"http","url":"u","timestamp":"2025-04-30T07:00:00Z","status_code":200}"#,
+        );
+        assert_eq!(
+            (e.field, e.reason),
+            (Some("duration_ms"), RejectReason::MissingField)
         );
     }
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use telltale_core::slo::{AlertLevel, SloStatus};
-use telltale_core::{ProbeEvent, RollupRow};
+use telltale_core::{HttpCheckEvent, ProbeEvent, RollupRow};
 
 use crate::line::LineBuilder;
 
@@ -25,6 +25,8 @@ pub const PROBE_ROUTE_CHANGE: &str = "probe_route_change";
 /// `probe_dns_change`: one point per probe whose target resolved to another address than
 /// in the agent's previous probe.
 pub const PROBE_DNS_CHANGE: &str = "probe_dns_change";
+/// `http_check`: one point per URL monitor check result.
+pub const HTTP_CHECK: &str = "http_check";
 /// `pipeline`: one point per pipeline-health sample.
 pub const PIPELINE: &str = "pipeline";
 /// `pipeline_rejects`: one point per rejection reason per pipeline-health sample.
@@ -281,6 +283,41 @@ impl ToLineProtocol for PipelinePoint {
     }
 }
 
+/// The `error` tag of a check that got an answer (whatever its status).
+pub const NO_CHECK_ERROR: &str = "none";
+
+/// One URL check result (`http_check`) at the check's start: tagged by URL, monitor id
+/// (`adhoc` for a one-off check), error class (`none` when an answer came) and status
+/// class (`2xx` … `5xx`, `none` without an answer); `up` is 1 or 0, so its mean is the
+/// availability. Phases not reached are left out.
+impl ToLineProtocol for HttpCheckEvent {
+    fn write_lines(&self, out: &mut String) -> usize {
+        usize::from(
+            LineBuilder::new(out, HTTP_CHECK)
+                .tag("error", self.error.as_deref().unwrap_or(NO_CHECK_ERROR))
+                .tag("monitor_id", self.partition_key())
+                .tag("status_class", self.status_class())
+                .tag("url", &self.url)
+                .field_opt_i64("status_code", self.status_code.map(i64::from))
+                .field_f64("duration_ms", self.duration_ms)
+                .field_opt_f64("dns_ms", self.dns_ms)
+                .field_opt_f64("connect_ms", self.connect_ms)
+                .field_opt_f64("tls_ms", self.tls_ms)
+                .field_opt_f64("ttfb_ms", self.ttfb_ms)
+                .field_opt_f64("transfer_ms", self.transfer_ms)
+                .field_i64("redirects", i64::from(self.redirects))
+                .field_opt_i64(
+                    "body_bytes",
+                    self.body_bytes
+                        .map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
+                )
+                .field_opt_f64("cert_expiry_days", self.cert_expiry_days)
+                .field_i64("up", i64::from(self.is_up()))
+                .finish(us_to_ms(self.timestamp_us)),
+        )
+    }
+}
+
 /// The line protocol of `items`, as the sink would send it (for tests and tools).
 pub fn encode<T: ToLineProtocol>(items: &[T]) -> String {
     let mut out = String::new();
@@ -437,6 +474,52 @@ pub(crate) mod tests {
             parse_backlog: 9,
             cpu_cores_used: 1.75,
         }]);
+        insta::assert_snapshot!(out);
+    }
+
+    /// `http_check`: an answered check with every phase, a refused one-off check, and a
+    /// URL that needs escaping in a tag.
+    #[test]
+    fn http_check_line_protocol() {
+        let t0 = 1_714_471_200_000_000; // 2024-04-30T10:00:00Z
+        let up = HttpCheckEvent {
+            url: "https://example.com/health".into(),
+            monitor_id: Some("m-1".into()),
+            every_s: Some(60),
+            timestamp_us: t0 + 123_456,
+            status_code: Some(200),
+            duration_ms: 84.2,
+            dns_ms: Some(3.1),
+            connect_ms: Some(20.4),
+            tls_ms: Some(31.0),
+            ttfb_ms: Some(27.9),
+            transfer_ms: Some(0.4),
+            redirects: 1,
+            body_bytes: Some(17),
+            cert_expiry_days: Some(61.25),
+            final_url: Some("https://example.com/health/".into()),
+            error: None,
+            error_message: None,
+        };
+        let refused = HttpCheckEvent {
+            url: "http://127.0.0.1:9/a b,c=d".into(),
+            timestamp_us: t0 + 60_000_000,
+            duration_ms: 0.8,
+            dns_ms: Some(0.0),
+            error: Some("connect_refused".into()),
+            error_message: Some("Connection refused".into()),
+            ..HttpCheckEvent::default()
+        };
+        let server_error = HttpCheckEvent {
+            status_code: Some(503),
+            timestamp_us: t0 + 120_000_000,
+            ..up.clone()
+        };
+        let out = encode(&[up, refused, server_error]);
+        for line in out.split_inclusive('\n') {
+            let p = parse_line(line).unwrap();
+            assert_eq!(p.measurement, HTTP_CHECK);
+        }
         insta::assert_snapshot!(out);
     }
 

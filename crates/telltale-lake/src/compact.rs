@@ -291,7 +291,7 @@ pub fn compact_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{DAY0, event, rollup};
+    use crate::fixtures::{DAY0, check, event, rollup};
     use crate::parquet_io::decode;
     use crate::store::LocalDisk;
     use crate::writer::{LakeWriter, WriterOptions};
@@ -523,6 +523,11 @@ mod tests {
             .unwrap();
         w.append_rollups(vec![rollup("a/b", DAY0 + 60, 1)], Instant::now())
             .unwrap();
+        // Check results, newest first: the merged file is sorted by time.
+        for ts in [DAY0 + 9, DAY0 + 3, DAY0] {
+            w.append_checks(vec![check("m1", ts, Some(200))], Instant::now())
+                .unwrap();
+        }
         let outcomes = compact_all(store.as_ref(), None, &CompactOptions::default()).unwrap();
         let done: Vec<_> = outcomes
             .iter()
@@ -534,8 +539,16 @@ mod tests {
                 ("events/service=a/date=2025-04-30".to_owned(), 4),
                 ("events/service=b/date=2025-04-30".to_owned(), 0),
                 ("rollups/service=a%2Fb/date=2025-04-30".to_owned(), 2),
+                ("monitors/monitor_id=m1/date=2025-04-30".to_owned(), 3),
             ]
         );
+        let merged = store.list("monitors").unwrap();
+        assert_eq!(merged.len(), 1, "{merged:?}");
+        let file = decode(store.read(&merged[0].rel_path).unwrap(), true, "m").unwrap();
+        let ts = file.batches[0]
+            .column(0)
+            .as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(ts.values().to_vec(), [DAY0, DAY0 + 3, DAY0 + 9]);
         assert!(
             compact_all(
                 store.as_ref(),

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use telltale_core::parse::Rejection;
-use telltale_core::{FlaggedEvent, ProbeEvent, ProbeHop, RejectReason, RollupRow, ServiceEvent};
+use telltale_core::{
+    FlaggedEvent, HttpCheckEvent, ProbeEvent, ProbeHop, RejectReason, RollupRow, ServiceEvent,
+};
 
 use crate::deadletter::{DeadLetter, MAX_RAW_BYTES};
 
@@ -136,4 +138,26 @@ pub fn mixed_letters() -> Vec<DeadLetter> {
             ..letter(NOON + 4, 5, None, RejectReason::LineTooLong, &long)
         },
     ]
+}
+
+/// A check result of monitor `monitor_id`: answered with `status`, or refused when `None`.
+pub fn check(monitor_id: &str, ts_us: i64, status: Option<u16>) -> HttpCheckEvent {
+    HttpCheckEvent {
+        url: format!("https://{monitor_id}.test/health"),
+        monitor_id: Some(monitor_id.to_owned()),
+        every_s: Some(60),
+        timestamp_us: ts_us,
+        status_code: status,
+        duration_ms: 12.5,
+        dns_ms: status.map(|_| 1.5),
+        connect_ms: Some(2.0),
+        tls_ms: status.map(|_| 4.0),
+        ttfb_ms: status.map(|_| 3.0),
+        transfer_ms: status.map(|_| 0.5),
+        body_bytes: status.map(|_| 17),
+        cert_expiry_days: Some(61.25),
+        error: status.is_none().then(|| "connect_refused".to_owned()),
+        error_message: status.is_none().then(|| "connection refused".to_owned()),
+        ..HttpCheckEvent::default()
+    }
 }

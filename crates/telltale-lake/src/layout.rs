@@ -51,11 +51,18 @@ pub enum Table {
     Rollups,
     /// Network probe measurements.
     Probes,
+    /// URL monitor check results.
+    Monitors,
 }
 
 impl Table {
     /// Every table, in a stable order.
-    pub const ALL: [Table; 3] = [Table::Events, Table::Rollups, Table::Probes];
+    pub const ALL: [Table; 4] = [
+        Table::Events,
+        Table::Rollups,
+        Table::Probes,
+        Table::Monitors,
+    ];
 
     /// The table's directory under the lake root (also its SQL name).
     pub fn dir(self) -> &'static str {
@@ -63,6 +70,7 @@ impl Table {
             Self::Events => "events",
             Self::Rollups => "rollups",
             Self::Probes => "probes",
+            Self::Monitors => "monitors",
         }
     }
 
@@ -71,6 +79,7 @@ impl Table {
         match self {
             Self::Events | Self::Rollups => "service",
             Self::Probes => "target",
+            Self::Monitors => "monitor_id",
         }
     }
 

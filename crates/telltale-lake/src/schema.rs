@@ -1,6 +1,6 @@
-//! The Arrow schemas of the three tables and the conversion of core rows to record batches.
+//! The Arrow schemas of the four tables and the conversion of core rows to record batches.
 //!
-//! Partition columns (`service`/`target`, `date`) are not stored in the files: they are
+//! Partition columns (`service`/`target`/`monitor_id`, `date`) are not stored in the files: they are
 //! the directory names, and readers (DataFusion, datafusion-cli, DuckDB, Spark) add them
 //! back. Storing them as well would make schema inference see them twice.
 
@@ -12,7 +12,7 @@ use arrow::array::{
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
-use telltale_core::{FlaggedEvent, ProbeEvent, ProbeHop, RollupRow};
+use telltale_core::{FlaggedEvent, HttpCheckEvent, ProbeEvent, ProbeHop, RollupRow};
 
 use crate::error::{LakeError, Result};
 use crate::layout::Table;
@@ -134,6 +134,29 @@ static PROBES: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+static MONITORS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let ms = |name| Field::new(name, DataType::Float64, true);
+    Arc::new(Schema::new(vec![
+        timestamp("timestamp"),
+        Field::new("url", DataType::Utf8, false),
+        Field::new("every_s", DataType::Int64, true),
+        Field::new("status_code", DataType::Int32, true),
+        Field::new("duration_ms", DataType::Float64, false),
+        ms("dns_ms"),
+        ms("connect_ms"),
+        ms("tls_ms"),
+        ms("ttfb_ms"),
+        ms("transfer_ms"),
+        Field::new("redirects", DataType::Int64, false),
+        Field::new("body_bytes", DataType::Int64, true),
+        Field::new("cert_expiry_days", DataType::Float64, true),
+        Field::new("final_url", DataType::Utf8, true),
+        Field::new("error", DataType::Utf8, true),
+        Field::new("error_message", DataType::Utf8, true),
+        Field::new("up", DataType::Boolean, false),
+    ]))
+});
+
 /// Schema of the `events` files (without the `service`, `date` partition columns).
 pub fn events_schema() -> SchemaRef {
     Arc::clone(&EVENTS)
@@ -149,12 +172,18 @@ pub fn probes_schema() -> SchemaRef {
     Arc::clone(&PROBES)
 }
 
+/// Schema of the `monitors` files (without the `monitor_id`, `date` partition columns).
+pub fn monitors_schema() -> SchemaRef {
+    Arc::clone(&MONITORS)
+}
+
 /// Schema of a table's files.
 pub fn table_schema(table: Table) -> SchemaRef {
     match table {
         Table::Events => events_schema(),
         Table::Rollups => rollups_schema(),
         Table::Probes => probes_schema(),
+        Table::Monitors => monitors_schema(),
     }
 }
 
@@ -415,6 +444,51 @@ pub fn probes_batch(rows: &[ProbeEvent]) -> Result<RecordBatch> {
     )
 }
 
+/// A `monitors` batch of check results, sorted by timestamp.
+pub fn monitors_batch(rows: &[HttpCheckEvent]) -> Result<RecordBatch> {
+    let order = order_by(rows, |r| r.timestamp_us);
+    let rows: Vec<&HttpCheckEvent> = order.into_iter().map(|i| &rows[i]).collect();
+    let text = |f: fn(&HttpCheckEvent) -> Option<&str>| -> ArrayRef {
+        Arc::new(rows.iter().map(|r| f(r)).collect::<StringArray>())
+    };
+    let f64s = |f: fn(&HttpCheckEvent) -> Option<f64>| -> ArrayRef {
+        Arc::new(rows.iter().map(|r| f(r)).collect::<Float64Array>())
+    };
+    let i64s = |f: fn(&HttpCheckEvent) -> Option<i64>| -> ArrayRef {
+        Arc::new(rows.iter().map(|r| f(r)).collect::<Int64Array>())
+    };
+    batch(
+        Table::Monitors,
+        vec![
+            ts_array(rows.iter().map(|r| r.timestamp_us).collect()),
+            text(|r| Some(&r.url)),
+            i64s(|r| r.every_s.map(saturating_i64)),
+            Arc::new(
+                rows.iter()
+                    .map(|r| r.status_code.map(i32::from))
+                    .collect::<Int32Array>(),
+            ),
+            f64s(|r| Some(r.duration_ms)),
+            f64s(|r| r.dns_ms),
+            f64s(|r| r.connect_ms),
+            f64s(|r| r.tls_ms),
+            f64s(|r| r.ttfb_ms),
+            f64s(|r| r.transfer_ms),
+            i64s(|r| Some(i64::from(r.redirects))),
+            i64s(|r| r.body_bytes.map(saturating_i64)),
+            f64s(|r| r.cert_expiry_days),
+            text(|r| r.final_url.as_deref()),
+            text(|r| r.error.as_deref()),
+            text(|r| r.error_message.as_deref()),
+            Arc::new(
+                rows.iter()
+                    .map(|r| Some(r.is_up()))
+                    .collect::<BooleanArray>(),
+            ),
+        ],
+    )
+}
+
 /// `batch` (read from a file written by an older telltale) in the table's current schema:
 /// columns and struct fields are matched by name, and the ones added since (all nullable)
 /// are filled with nulls. Only additive changes conform; anything else is `None`.
@@ -499,7 +573,7 @@ pub fn describe(schema: &Schema) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{DAY0, event, probe, rollup};
+    use crate::fixtures::{DAY0, check, event, probe, rollup};
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{Int32Type, TimestampMicrosecondType};
 
@@ -510,6 +584,25 @@ mod tests {
             .map(|t| format!("== {t}\n{}", describe(&table_schema(*t))))
             .collect::<String>();
         insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn monitor_results_are_sorted_and_typed() {
+        let b = monitors_batch(&[check("m", DAY0 + 5, Some(200)), check("m", DAY0, None)]).unwrap();
+        assert_eq!(b.schema(), monitors_schema());
+        let ts = b.column(0).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!((ts.value(0), ts.value(1)), (DAY0, DAY0 + 5));
+        let status = b
+            .column_by_name("status_code")
+            .unwrap()
+            .as_primitive::<Int32Type>();
+        assert!(status.is_null(0));
+        assert_eq!(status.value(1), 200);
+        let up = b.column_by_name("up").unwrap().as_boolean();
+        assert!(!up.value(0) && up.value(1));
+        let error = b.column_by_name("error").unwrap().as_string::<i32>();
+        assert_eq!(error.value(0), "connect_refused");
+        assert!(b.column_by_name("dns_ms").unwrap().is_null(0));
     }
 
     #[test]

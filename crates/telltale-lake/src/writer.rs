@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow::array::RecordBatch;
 use telltale_core::event::{MICROS_PER_DAY, utc_date};
-use telltale_core::{FlaggedEvent, ProbeEvent, RollupRow};
+use telltale_core::{FlaggedEvent, HttpCheckEvent, ProbeEvent, RollupRow};
 
 use crate::chunk::{EventChunk, EventChunks};
 use crate::deadletter::{self, DeadLetter};
@@ -63,6 +63,8 @@ pub struct KindCounts {
     pub rollups: u64,
     /// `probes` table.
     pub probes: u64,
+    /// `monitors` table.
+    pub monitors: u64,
     /// Dead-letter files.
     pub dead_letters: u64,
 }
@@ -70,7 +72,7 @@ pub struct KindCounts {
 impl KindCounts {
     /// Sum over every kind.
     pub fn total(&self) -> u64 {
-        self.events + self.rollups + self.probes + self.dead_letters
+        self.events + self.rollups + self.probes + self.monitors + self.dead_letters
     }
 
     fn get_mut(&mut self, kind: Kind) -> &mut u64 {
@@ -78,6 +80,7 @@ impl KindCounts {
             Kind::Table(Table::Events) => &mut self.events,
             Kind::Table(Table::Rollups) => &mut self.rollups,
             Kind::Table(Table::Probes) => &mut self.probes,
+            Kind::Table(Table::Monitors) => &mut self.monitors,
             Kind::DeadLetters => &mut self.dead_letters,
         }
     }
@@ -198,6 +201,19 @@ impl Row for ProbeEvent {
     }
     fn encode(rows: &[Self], opts: &EncodeOptions, context: &str) -> Result<Vec<u8>> {
         parquet_io::encode(&schema::probes_batch(rows)?, opts, Vec::new(), context)
+    }
+}
+
+impl Row for HttpCheckEvent {
+    const KIND: Kind = Kind::Table(Table::Monitors);
+    fn key(&self) -> &str {
+        self.partition_key()
+    }
+    fn time_us(&self) -> i64 {
+        self.timestamp_us
+    }
+    fn encode(rows: &[Self], opts: &EncodeOptions, context: &str) -> Result<Vec<u8>> {
+        parquet_io::encode(&schema::monitors_batch(rows)?, opts, Vec::new(), context)
     }
 }
 
@@ -399,6 +415,7 @@ pub struct LakeWriter {
     events: Buffers<EventChunk>,
     rollups: Buffers<RollupRow>,
     probes: Buffers<ProbeEvent>,
+    monitors: Buffers<HttpCheckEvent>,
     dead_letters: Buffers<DeadLetter>,
 }
 
@@ -425,6 +442,7 @@ impl LakeWriter {
             events: Buffers::default(),
             rollups: Buffers::default(),
             probes: Buffers::default(),
+            monitors: Buffers::default(),
             dead_letters: Buffers::default(),
         })
     }
@@ -453,6 +471,10 @@ impl LakeWriter {
             {
                 let ids = self.probes.ids(|p| p.len >= n);
                 self.core.flush(&mut self.probes, ids)
+            },
+            {
+                let ids = self.monitors.ids(|p| p.len >= n);
+                self.core.flush(&mut self.monitors, ids)
             },
             {
                 let ids = self.dead_letters.ids(|p| p.len >= n);
@@ -490,6 +512,12 @@ impl LakeWriter {
         self.core.flush(&mut self.probes, full)
     }
 
+    /// Buffers URL check results by monitor id and UTC date.
+    pub fn append_checks(&mut self, checks: Vec<HttpCheckEvent>, now: Instant) -> Result<()> {
+        let full = self.monitors.push(checks, now, self.core.opts.flush_rows);
+        self.core.flush(&mut self.monitors, full)
+    }
+
     /// Buffers dead letters by UTC date received.
     pub fn append_dead_letters(&mut self, letters: Vec<DeadLetter>, now: Instant) -> Result<()> {
         let full = self
@@ -515,11 +543,13 @@ impl LakeWriter {
         let events = self.events.ids(|p| due(p.since));
         let rollups = self.rollups.ids(|p| due(p.since));
         let probes = self.probes.ids(|p| due(p.since));
+        let monitors = self.monitors.ids(|p| due(p.since));
         let dead_letters = self.dead_letters.ids(|p| due(p.since));
         let results = [
             self.core.flush(&mut self.events, events),
             self.core.flush(&mut self.rollups, rollups),
             self.core.flush(&mut self.probes, probes),
+            self.core.flush(&mut self.monitors, monitors),
             self.core.flush(&mut self.dead_letters, dead_letters),
         ];
         results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
@@ -527,7 +557,11 @@ impl LakeWriter {
 
     /// Rows (and dead letters) buffered, not yet written.
     pub fn buffered_rows(&self) -> usize {
-        self.events.rows + self.rollups.rows + self.probes.rows + self.dead_letters.rows
+        self.events.rows
+            + self.rollups.rows
+            + self.probes.rows
+            + self.monitors.rows
+            + self.dead_letters.rows
     }
 
     /// What has been written so far.
@@ -540,7 +574,7 @@ impl LakeWriter {
 mod tests {
     use super::*;
     use crate::fixtures::mixed_letters;
-    use crate::fixtures::{DAY0, event, probe, rollup};
+    use crate::fixtures::{DAY0, check, event, probe, rollup};
     use crate::parquet_io::{WRITER_KEY, WRITER_VERSION, decode};
     use crate::store::LocalDisk;
     use arrow::array::{Array, AsArray};
@@ -902,9 +936,21 @@ mod tests {
     }
 
     #[test]
-    fn probes_and_rollups_round_trip() {
+    fn probes_checks_and_rollups_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = writer(dir.path(), 1000);
+        let mut adhoc = check("x", DAY0 + 3, Some(200));
+        adhoc.monitor_id = None;
+        w.append_checks(
+            vec![
+                check("m1", DAY0 + 2, None),
+                check("m1", DAY0 + 1, Some(200)),
+                adhoc.clone(),
+                adhoc,
+            ],
+            Instant::now(),
+        )
+        .unwrap();
         w.append_probes(
             vec![probe("t", DAY0 + 2, 3), probe("t", DAY0 + 1, 1)],
             Instant::now(),
@@ -917,7 +963,17 @@ mod tests {
         .unwrap();
         w.flush_all().unwrap();
         let store = LocalDisk::new(dir.path());
-        for f in files(dir.path()) {
+        let written = files(dir.path());
+        for dir in [
+            "monitors/monitor_id=m1/date=2025-04-30/",
+            "monitors/monitor_id=adhoc/date=",
+        ] {
+            assert!(
+                written.iter().any(|f| f.starts_with(dir)),
+                "{dir} in {written:?}"
+            );
+        }
+        for f in written {
             let decoded = decode(store.read(&f).unwrap(), true, &f).unwrap();
             let table = Table::from_dir(f.split('/').next().unwrap()).unwrap();
             assert_eq!(

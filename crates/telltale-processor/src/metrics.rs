@@ -29,7 +29,11 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
-/// `kind` label of ingested records: `service` or `probe`.
+/// The `kind` values of `telltale_events_ingested_total`: service events, probes and URL
+/// check results (`http`, the lines' `kind`).
+pub const INGESTED_KINDS: [&str; 3] = ["service", "probe", "http"];
+
+/// `kind` label of ingested records: one of [`INGESTED_KINDS`].
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
     /// Record kind.
@@ -329,7 +333,7 @@ impl Metrics {
                 .otlp_spans_skipped
                 .get_or_create(&KindLabel { kind: k.to_owned() });
         }
-        for k in ["service", "probe"] {
+        for k in INGESTED_KINDS {
             let _ = m.ingested.get_or_create(&KindLabel { kind: k.to_owned() });
         }
         registry.register(
@@ -541,7 +545,7 @@ impl Metrics {
 
     /// Total accepted records.
     pub fn ingested_total(&self) -> u64 {
-        ["service", "probe"]
+        INGESTED_KINDS
             .iter()
             .map(|k| {
                 self.ingested
@@ -569,7 +573,7 @@ impl Metrics {
 
     /// Total files written, all tables.
     pub fn files_written_total(&self) -> u64 {
-        ["events", "rollups", "probes", "deadletter"]
+        ["events", "rollups", "probes", "monitors", "deadletter"]
             .iter()
             .map(|t| {
                 self.files_written

@@ -4,7 +4,7 @@
 //! At the reading end of the data flow, beside datafusion-cli, DuckDB and pyarrow:
 //!
 //! ```text
-//! lake (hive-partitioned Parquet) ──▶ QueryEngine (listing tables events/rollups/probes) ──▶ format_batches ──▶ stdout
+//! lake (hive-partitioned Parquet) ──▶ QueryEngine (listing tables events/rollups/probes/monitors) ──▶ format_batches ──▶ stdout
 //! ```
 //!
 //! Only this crate's own binary, `telltale-query` (which `telltale query` runs), links
@@ -87,7 +87,7 @@ impl QueryError {
 /// Result with [`QueryError`] as the default error.
 pub type Result<T, E = QueryError> = std::result::Result<T, E>;
 
-/// SQL over a lake directory: tables `events`, `rollups` and `probes`.
+/// SQL over a lake directory: tables `events`, `rollups`, `probes` and `monitors`.
 pub struct QueryEngine {
     ctx: SessionContext,
     data_dir: PathBuf,
@@ -336,6 +336,37 @@ mod tests {
         let batches = engine.sql("SELECT * FROM probes").await.unwrap();
         assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 0);
         assert!(engine.data_dir().join("rollups").is_dir());
+        let batches = engine
+            .sql("SELECT monitor_id, up FROM monitors")
+            .await
+            .unwrap();
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 0);
+    }
+
+    /// The `monitors` table: one row per check result, the partition columns back.
+    #[tokio::test]
+    async fn monitor_results_read_back_by_monitor_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LakeWriter::new(
+            Arc::new(LocalDisk::new(dir.path())),
+            WriterOptions::default(),
+        )
+        .unwrap();
+        let checks = vec![
+            telltale_lake::fixtures::check("m1", DAY0, Some(200)),
+            telltale_lake::fixtures::check("m1", DAY0 + 1, None),
+        ];
+        w.append_checks(checks, Instant::now()).unwrap();
+        w.flush_all().unwrap();
+        let engine = QueryEngine::open(dir.path()).await.unwrap();
+        let batches = engine
+            .sql("SELECT monitor_id, date, status_code, error, up FROM monitors ORDER BY timestamp")
+            .await
+            .unwrap();
+        assert_eq!(strings(&batches, 0), ["m1", "m1"]);
+        assert_eq!(strings(&batches, 1), ["2025-04-30", "2025-04-30"]);
+        assert_eq!(strings(&batches, 3), ["", "connect_refused"]);
+        assert_eq!(strings(&batches, 4), ["true", "false"]);
     }
 
     #[tokio::test]
@@ -624,6 +655,11 @@ mod tests {
         .unwrap();
         w.append_dead_letters(telltale_lake::fixtures::mixed_letters(), Instant::now())
             .unwrap();
+        let checks = vec![
+            telltale_lake::fixtures::check("m1", DAY0, Some(200)),
+            telltale_lake::fixtures::check("m1", DAY0 + 60_000_000, None),
+        ];
+        w.append_checks(checks, Instant::now()).unwrap();
         w.flush_all().unwrap();
         telltale_lake::compact::compact_partition(
             &store,
@@ -659,11 +695,12 @@ mod tests {
             })
             .collect();
         // Column names of each SELECT, in file order.
-        let expected: [&[&str]; 4] = [
+        let expected: [&[&str]; 5] = [
             &["service", "requests", "p95_ms"],
             &["team", "requests", "errors", "error_rate"],
             &["service", "endpoint", "requests", "avg_ms", "p99_ms"],
             &["minute", "requests", "errors", "max_ms"],
+            &["monitor_id", "checks", "availability", "p95_ms"],
         ];
         let ctx = SessionContext::new();
         let mut selects = Vec::new();
@@ -679,7 +716,7 @@ mod tests {
                 selects.push(batches);
             }
         }
-        assert_eq!(statements.len(), 2 + expected.len());
+        assert_eq!(statements.len(), 3 + expected.len());
         assert_eq!(selects.len(), expected.len());
         for (batches, columns) in selects.iter().zip(expected) {
             let schema = batches[0].schema();
@@ -710,6 +747,20 @@ mod tests {
             strings(per_minute, 0)[0].starts_with("2025-04-30T00:00:00"),
             "{:?}",
             strings(per_minute, 0)
+        );
+        // The monitor's two checks, one up.
+        let monitors = &selects[4];
+        assert_eq!(
+            (
+                strings(monitors, 0),
+                strings(monitors, 1),
+                strings(monitors, 2)
+            ),
+            (
+                vec!["m1".to_owned()],
+                vec!["2".to_owned()],
+                vec!["0.5".to_owned()]
+            )
         );
     }
 

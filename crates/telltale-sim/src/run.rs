@@ -618,6 +618,7 @@ mod tests {
                 let ts = match parse_line(line, 1, i64::MAX / 2, &Limits::default()).unwrap() {
                     Record::Service(e) => e.timestamp_us,
                     Record::Probe(p) => p.timestamp_us,
+                    Record::HttpCheck(c) => c.timestamp_us,
                 };
                 assert!(
                     ts <= received,

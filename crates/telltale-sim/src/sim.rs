@@ -973,6 +973,7 @@ mod tests {
                     assert_eq!(ts, SEEDED_START_US + probes * 10 * MICROS_PER_SEC);
                     probes += 1;
                 }
+                Record::HttpCheck(c) => panic!("the simulator printed a check result {c:?}"),
             }
         }
         assert!(services > 25_000 && probes > 100, "{services} {probes}");
@@ -1330,6 +1331,7 @@ sim = { baseline_latency_ms = 10.0, weight = 1.0, error_rate = 0.0 }
             .map(|l| match parse(l) {
                 Record::Probe(p) => p,
                 Record::Service(e) => panic!("unexpected service event {e:?}"),
+                Record::HttpCheck(c) => panic!("unexpected check result {c:?}"),
             })
             .collect();
         assert_eq!(probes.len(), 50);

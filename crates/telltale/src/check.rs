@@ -90,6 +90,18 @@ pub fn describe(l: &Loaded) -> String {
         "  any other service: team {:?}, slow over {}ms, availability {}%, latency {}%, window {}",
         d.team, d.latency_threshold_ms, d.availability_objective, d.latency_objective, window
     );
+    let m = c.monitor_default_policy("");
+    let _ = writeln!(
+        out,
+        "  URL monitors: {} with [monitors.\"<url>\"]; any other: team {:?}, slow over {}ms, \
+         availability {}, latency {}, at least {} events",
+        c.monitors().count(),
+        m.team,
+        m.latency_threshold_ms,
+        pct(m.availability_objective),
+        pct(m.latency_objective),
+        m.min_events
+    );
     let _ = writeln!(out, "teams:");
     for (team, services) in c.teams() {
         let _ = writeln!(out, "  {team}: {}", services.join(", "));

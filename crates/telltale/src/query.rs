@@ -89,6 +89,7 @@ pub enum TableArg {
     Events,
     Rollups,
     Probes,
+    Monitors,
     All,
 }
 
@@ -112,6 +113,7 @@ pub fn run_compact(args: CompactArgs) -> anyhow::Result<()> {
         TableArg::Events => Some(Table::Events),
         TableArg::Rollups => Some(Table::Rollups),
         TableArg::Probes => Some(Table::Probes),
+        TableArg::Monitors => Some(Table::Monitors),
         TableArg::All => None,
     };
     let opts = telltale_lake::compact::CompactOptions {

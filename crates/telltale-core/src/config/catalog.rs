@@ -122,6 +122,46 @@ pub const DEFAULT_MIN_EVENTS: u64 = 100;
 /// Default of `budget_warning_percent`.
 pub const DEFAULT_BUDGET_WARNING_PERCENT: f64 = 25.0;
 
+/// Built-in `latency_threshold_ms` of a URL monitor (`[monitor_defaults]`): a check's
+/// duration includes DNS, connect and TLS, so it is higher than a request's.
+pub const MONITOR_LATENCY_THRESHOLD_MS: f64 = 1000.0;
+/// Built-in `min_events` of a URL monitor: a monitor checks about once a minute, so
+/// fewer events make a window count than for a service.
+pub const MONITOR_MIN_EVENTS: u64 = 10;
+
+impl ServiceDefaults {
+    /// What a URL monitor gets for every key neither `[monitor_defaults]` nor its
+    /// `[monitors."<url>"]` table sets.
+    pub fn for_monitors() -> Self {
+        Self {
+            latency_threshold_ms: MONITOR_LATENCY_THRESHOLD_MS,
+            min_events: MONITOR_MIN_EVENTS,
+            ..Self::default()
+        }
+    }
+
+    /// These defaults with the keys `e` sets replaced.
+    fn overridden_by(&self, e: &ServiceEntry) -> Self {
+        Self {
+            team: e.team.clone().unwrap_or_else(|| self.team.clone()),
+            latency_threshold_ms: e.latency_threshold_ms.unwrap_or(self.latency_threshold_ms),
+            availability_objective: e
+                .availability_objective
+                .unwrap_or(self.availability_objective),
+            latency_objective: e.latency_objective.unwrap_or(self.latency_objective),
+            window: e.window.unwrap_or(self.window),
+            alert_tiers: e
+                .alert_tiers
+                .clone()
+                .unwrap_or_else(|| self.alert_tiers.clone()),
+            min_events: e.min_events.unwrap_or(self.min_events),
+            budget_warning_percent: e
+                .budget_warning_percent
+                .unwrap_or(self.budget_warning_percent),
+        }
+    }
+}
+
 impl Default for ServiceDefaults {
     fn default() -> Self {
         Self {
@@ -189,6 +229,14 @@ pub struct ServiceCatalogFile {
     /// Probe targets with SLOs, by the target name as `telltale probe` reports it (the
     /// keys of a service but `sim`): every echo to the target is one event.
     pub probes: BTreeMap<String, ServiceEntry>,
+    /// What every URL monitor gets for the keys its `[monitors."<url>"]` table does not
+    /// set, and what a monitor without a table gets (the keys of a service but `sim`;
+    /// built in: `[defaults]`'s built-in values but `latency_threshold_ms = 1000.0` and
+    /// `min_events = 10`, see [`ServiceDefaults::for_monitors`]).
+    pub monitor_defaults: ServiceEntry,
+    /// URL monitors with SLOs of their own, by URL (`[monitors."https://…"]`, the keys of
+    /// a service but `sim`): every check result is one event.
+    pub monitors: BTreeMap<String, ServiceEntry>,
 }
 
 /// Everything the pipeline needs to know about one service, defaults applied.
@@ -217,6 +265,9 @@ pub struct ServicePolicy {
     /// A probe target's SLOs (`[probes.NAME]`): its events are the echoes of
     /// `telltale probe`, not requests.
     pub probe: bool,
+    /// A URL monitor's SLOs (`[monitors."<url>"]` or `[monitor_defaults]`): its events are
+    /// check results, its name is the URL.
+    pub monitor: bool,
     /// Simulator profile, if the catalogue gives one.
     #[serde(skip)]
     pub sim: SimProfileSpec,
@@ -232,6 +283,11 @@ pub struct ServiceCatalog {
     /// `services` and `probes` hashed: every event looks its service up, and a tree walk compared
     /// strings a few times per event.
     by_name: HashMap<Box<str>, Arc<ServicePolicy>, foldhash::fast::FixedState>,
+    /// The URL monitors with SLOs of their own by URL, `[monitor_defaults]` applied.
+    monitors: BTreeMap<String, Arc<ServicePolicy>>,
+    /// `[monitor_defaults]` over the built-in monitor defaults, for monitors without a
+    /// table.
+    monitor_defaults: ServiceDefaults,
     /// `[defaults]`, for services not in the catalogue.
     defaults: ServiceDefaults,
     /// `defaults.team`, shared by every event of an uncatalogued service.
@@ -248,25 +304,16 @@ impl ServiceCatalog {
     /// Validates an already-deserialized catalogue.
     pub fn from_file(raw: ServiceCatalogFile, file: &str) -> Result<Self, ConfigError> {
         let d = &raw.defaults;
-        validate_team(file, "defaults.team", &d.team)?;
-        validate_threshold(
-            file,
-            "defaults.latency_threshold_ms",
-            d.latency_threshold_ms,
-        )?;
-        validate_objective(
-            file,
-            "defaults.availability_objective",
-            d.availability_objective,
-        )?;
-        validate_objective(file, "defaults.latency_objective", d.latency_objective)?;
-        validate_window(file, "defaults.window", d.window)?;
-        validate_min_events(file, "defaults.min_events", d.min_events)?;
-        validate_budget_warning(
-            file,
-            "defaults.budget_warning_percent",
-            d.budget_warning_percent,
-        )?;
+        validate_defaults(file, "defaults", d)?;
+        if raw.monitor_defaults.sim.is_some() {
+            return Err(invalid(
+                file,
+                "monitor_defaults.sim",
+                "monitors are checked by `telltale monitor`, not simulated: remove `sim`",
+            ));
+        }
+        let md = ServiceDefaults::for_monitors().overridden_by(&raw.monitor_defaults);
+        validate_defaults(file, "monitor_defaults", &md)?;
         let mut services = BTreeMap::new();
         for (name, e) in &raw.services {
             let policy = resolve(file, "services", name, e, d, false)?;
@@ -287,17 +334,74 @@ impl ServiceCatalog {
             let policy = resolve(file, "probes", name, e, d, true)?;
             probes.insert(name.clone(), Arc::new(policy));
         }
+        let mut monitors = BTreeMap::new();
+        for (url, e) in &raw.monitors {
+            let key = format!("monitors.{url}");
+            if !is_monitor_url(url) {
+                return Err(invalid(
+                    file,
+                    key,
+                    format!(
+                        "{url:?} is not a URL: a monitor's table is named by the URL it checks, \
+                         e.g. [monitors.\"https://example.com/health\"]"
+                    ),
+                ));
+            }
+            if services.contains_key(url) || probes.contains_key(url) {
+                return Err(invalid(
+                    file,
+                    key,
+                    format!(
+                        "{url:?} is also a service or probe target: one name, one SLO; rename one"
+                    ),
+                ));
+            }
+            if e.sim.is_some() {
+                return Err(invalid(
+                    file,
+                    format!("{key}.sim"),
+                    "monitors are checked by `telltale monitor`, not simulated: remove `sim`",
+                ));
+            }
+            let mut policy = resolve(file, "monitors", url, e, &md, false)?;
+            policy.monitor = true;
+            monitors.insert(url.clone(), Arc::new(policy));
+        }
         Ok(Self {
             default_team: Arc::from(raw.defaults.team.as_str()),
             by_name: services
                 .iter()
                 .chain(&probes)
+                .chain(&monitors)
                 .map(|(name, p)| (Box::from(name.as_str()), Arc::clone(p)))
                 .collect(),
             services,
             probes,
+            monitors,
+            monitor_defaults: md,
             defaults: raw.defaults,
         })
+    }
+
+    /// The SLO policy of the URL monitor checking `url`: its `[monitors."<url>"]` table,
+    /// or `[monitor_defaults]`.
+    pub fn monitor(&self, url: &str) -> Arc<ServicePolicy> {
+        match self.monitors.get(url) {
+            Some(p) => Arc::clone(p),
+            None => Arc::new(self.monitor_default_policy(url)),
+        }
+    }
+
+    /// URL monitors with SLOs of their own (`[monitors."<url>"]`), in URL order.
+    pub fn monitors(&self) -> impl Iterator<Item = &Arc<ServicePolicy>> {
+        self.monitors.values()
+    }
+
+    /// `[monitor_defaults]` applied to a monitor without a table of its own.
+    pub fn monitor_default_policy(&self, url: &str) -> ServicePolicy {
+        let mut p = policy_from_defaults(url, &self.monitor_defaults);
+        p.monitor = true;
+        p
     }
 
     /// The SLO policy of a probe target (`[probes.NAME]`), if it has one.
@@ -325,31 +429,22 @@ impl ServiceCatalog {
         self.defaults.latency_threshold_ms
     }
 
-    /// The policy for any service name: the catalogue's, or the defaults (`known = false`).
+    /// The policy for any service name: the catalogue's; for an `http://` or `https://`
+    /// URL (a monitor's SLOs carry its URL as the service) `[monitor_defaults]`; else the
+    /// defaults (`known = false`).
     pub fn policy_for(&self, name: &str) -> Arc<ServicePolicy> {
         match self.get(name) {
             Some(p) => Arc::clone(p),
+            None if is_monitor_url(name) => Arc::new(self.monitor_default_policy(name)),
             None => Arc::new(self.default_policy(name)),
         }
     }
 
     /// The defaults applied to a service name that is not in the catalogue.
     pub fn default_policy(&self, name: &str) -> ServicePolicy {
-        let d = &self.defaults;
-        ServicePolicy {
-            name: name.to_owned(),
-            team: Arc::clone(&self.default_team),
-            latency_threshold_ms: d.latency_threshold_ms,
-            availability_objective: percent_to_fraction(d.availability_objective),
-            latency_objective: percent_to_fraction(d.latency_objective),
-            window: d.window,
-            alert_tiers: normalize_tiers(&d.alert_tiers),
-            min_events: d.min_events,
-            budget_warning: percent_to_fraction(d.budget_warning_percent),
-            known: false,
-            probe: false,
-            sim: SimProfileSpec::default(),
-        }
+        let mut p = policy_from_defaults(name, &self.defaults);
+        p.team = Arc::clone(&self.default_team);
+        p
     }
 
     /// Catalogued services in name order.
@@ -375,7 +470,8 @@ impl ServiceCatalog {
     /// Team names in order, with the services and probe targets each owns.
     pub fn teams(&self) -> BTreeMap<String, Vec<String>> {
         let mut teams: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for p in self.services.values().chain(self.probes.values()) {
+        let all = self.services.values().chain(self.probes.values());
+        for p in all.chain(self.monitors.values()) {
             teams
                 .entry(p.team.to_string())
                 .or_default()
@@ -440,8 +536,53 @@ fn resolve(
         budget_warning: percent_to_fraction(warning),
         known: true,
         probe,
+        monitor: false,
         sim: e.sim.clone().unwrap_or_default(),
     })
+}
+
+/// Whether `name` is an `http://` or `https://` URL: a monitor's name.
+pub fn is_monitor_url(name: &str) -> bool {
+    name.starts_with("http://") || name.starts_with("https://")
+}
+
+/// A policy of `defaults` for a name not in the catalogue (`known = false`).
+fn policy_from_defaults(name: &str, d: &ServiceDefaults) -> ServicePolicy {
+    ServicePolicy {
+        name: name.to_owned(),
+        team: Arc::from(d.team.as_str()),
+        latency_threshold_ms: d.latency_threshold_ms,
+        availability_objective: percent_to_fraction(d.availability_objective),
+        latency_objective: percent_to_fraction(d.latency_objective),
+        window: d.window,
+        alert_tiers: normalize_tiers(&d.alert_tiers),
+        min_events: d.min_events,
+        budget_warning: percent_to_fraction(d.budget_warning_percent),
+        known: false,
+        probe: false,
+        monitor: false,
+        sim: SimProfileSpec::default(),
+    }
+}
+
+/// Every key of a `[defaults]`-like table (`prefix`), validated.
+fn validate_defaults(file: &str, prefix: &str, d: &ServiceDefaults) -> Result<(), ConfigError> {
+    let key = |k: &str| format!("{prefix}.{k}");
+    validate_team(file, &key("team"), &d.team)?;
+    validate_threshold(file, &key("latency_threshold_ms"), d.latency_threshold_ms)?;
+    validate_objective(
+        file,
+        &key("availability_objective"),
+        d.availability_objective,
+    )?;
+    validate_objective(file, &key("latency_objective"), d.latency_objective)?;
+    validate_window(file, &key("window"), d.window)?;
+    validate_min_events(file, &key("min_events"), d.min_events)?;
+    validate_budget_warning(
+        file,
+        &key("budget_warning_percent"),
+        d.budget_warning_percent,
+    )
 }
 
 fn validate_team(file: &str, key: &str, team: &str) -> Result<(), ConfigError> {
@@ -651,6 +792,63 @@ availability_objective = 99.95
         assert!(err.contains("`probes.x.latency_threshold_ms`"), "{err}");
     }
 
+    /// `[monitors."<url>"]` and `[monitor_defaults]`: a monitor with a table gets it over
+    /// the monitor defaults; any other URL gets the monitor defaults; bad tables name
+    /// their key.
+    #[test]
+    fn monitors_have_slos_of_their_own_and_defaults() {
+        let text = format!(
+            "{EXAMPLE}\n[monitor_defaults]\nteam = \"web\"\n\
+             [monitors.\"https://x.test/health\"]\nlatency_threshold_ms = 200.0\nmin_events = 1\n"
+        );
+        let c = ServiceCatalog::from_toml_str(&text, "services.toml").unwrap();
+        let m = c.monitor("https://x.test/health");
+        assert!(m.monitor && m.known && !m.probe);
+        assert_eq!(
+            (&*m.team, m.latency_threshold_ms, m.min_events),
+            ("web", 200.0, 1)
+        );
+        assert_eq!(c.policy_for("https://x.test/health"), m);
+        let other = c.policy_for("http://other.test/");
+        assert!(other.monitor && !other.known);
+        assert_eq!(
+            (&*other.team, other.latency_threshold_ms, other.min_events),
+            ("web", MONITOR_LATENCY_THRESHOLD_MS, MONITOR_MIN_EVENTS)
+        );
+        assert!(!c.policy_for("mystery").monitor);
+        assert_eq!(c.monitors().count(), 1);
+        assert!(c.teams()["web"].contains(&"https://x.test/health".to_owned()));
+        // Built in, without any table.
+        let plain = ServiceCatalog::from_toml_str("", "services.toml").unwrap();
+        let p = plain.monitor("https://y.test/");
+        assert_eq!((&*p.team, p.latency_threshold_ms), ("unowned", 1000.0));
+        for (text, key) in [
+            ("[monitors.not-a-url]\n", "`monitors.not-a-url`"),
+            (
+                "[monitors.\"https://x/\"]\nsim = {}\n",
+                "`monitors.https://x/.sim`",
+            ),
+            (
+                "[monitors.\"https://x/\"]\navailability_objective = 100.0\n",
+                "`monitors.https://x/.availability_objective`",
+            ),
+            (
+                "[monitor_defaults]\nlatency_threshold_ms = -1.0\n",
+                "`monitor_defaults.latency_threshold_ms`",
+            ),
+            ("[monitor_defaults]\nsim = {}\n", "`monitor_defaults.sim`"),
+            ("[monitor_defaults]\nnope = 1\n", "nope"),
+        ] {
+            let err = ServiceCatalog::from_toml_str(text, "services.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(key) && err.contains("services.toml"),
+                "{text}: {err}"
+            );
+        }
+    }
+
     #[test]
     fn unknown_key_is_rejected_with_file_and_key() {
         let err = ServiceCatalog::from_toml_str(
@@ -745,6 +943,9 @@ availability_objective = 99.95
         // The keys are commented out in the shipped file; uncommented they must parse and
         // equal the defaults, so the comments cannot drift from the code.
         let text = include_str!("../../../../config/services.toml");
+        // The `[defaults]` part: the monitor section documents its own defaults (tested
+        // in crates/telltale/tests/it/config_files.rs).
+        let text = text.split("# --- URL monitors").next().unwrap();
         let keys = ["alert_tiers", "min_events", "budget_warning_percent"];
         let mut found = 0;
         let uncommented: Vec<&str> = text

@@ -700,6 +700,37 @@ mod tests {
         assert_eq!((&*m[0].team, m[0].total), ("unowned", 20));
     }
 
+    /// Rows of a monitor's URL (from live checks, or primed from the lake's rollups at
+    /// start) get the monitor policy: `[monitor_defaults]` without a table of its own, so
+    /// 10 failed checks are enough to turn it red where a service needs 100 events.
+    #[test]
+    fn rows_of_a_monitor_url_get_the_monitor_defaults() {
+        let mut e = SloEngine::new(
+            &catalog("[monitor_defaults]\nteam = \"web\"\n"),
+            SloSettings::default(),
+        )
+        .unwrap();
+        for (i, service) in ["https://x.test/", "mystery"].into_iter().enumerate() {
+            for m in 0..10 {
+                let at = T0 + (m + i as i64 * 10) * M;
+                assert_eq!(e.observe(&row(service, at, 1, 1, 0)), Observed::Counted);
+            }
+        }
+        let s = e.status(T0 + 30 * M);
+        let of = |name: &str| {
+            s.iter()
+                .find(|s| s.service == name && s.sli == Sli::Availability)
+                .unwrap()
+        };
+        let monitor = of("https://x.test/");
+        assert_eq!((&*monitor.team, monitor.state), ("web", SloState::Red));
+        let service = of("mystery");
+        assert_eq!(
+            (&*service.team, service.state),
+            ("unowned", SloState::Green)
+        );
+    }
+
     #[test]
     fn rows_older_than_every_window_are_stale() {
         let mut e = engine("");

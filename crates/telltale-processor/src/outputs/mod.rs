@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use telltale_core::slo::{AlertTransition, SloEngine};
-use telltale_core::{ProbeEvent, RollupRow};
+use telltale_core::{HttpCheckEvent, ProbeEvent, RollupRow};
 
 pub use view::{LatestWindow, ServiceView, SloSnapshot, SloView};
 
@@ -76,6 +76,13 @@ impl Outputs {
     pub fn on_probes(&mut self, probes: &[ProbeEvent]) {
         for sink in &mut self.sinks {
             sink.on_probes(probes);
+        }
+    }
+
+    /// URL check results.
+    pub fn on_checks(&mut self, checks: &[HttpCheckEvent]) {
+        for sink in &mut self.sinks {
+            sink.on_checks(checks);
         }
     }
 

@@ -27,9 +27,10 @@ impl std::fmt::Debug for WriterMsg {
         match self {
             WriterMsg::Batch { lsn, parsed } => write!(
                 f,
-                "Batch(@{lsn}: {} events, {} probes, {} dead)",
+                "Batch(@{lsn}: {} events, {} probes, {} checks, {} dead)",
                 parsed.event_count,
                 parsed.probes.len(),
+                parsed.check_count(),
                 parsed.dead.len()
             ),
             WriterMsg::Marker { lsn, marker, .. } => write!(f, "Marker(@{lsn}: {marker:?})"),

@@ -253,6 +253,7 @@ impl Pipeline {
         } = prepared;
         let m = &self.inner.metrics;
         let (events, probes) = (parsed.event_count as u64, parsed.probes.len() as u64);
+        let checks = parsed.check_count() as u64;
         if !parsed.is_empty() {
             let (reply_tx, reply_rx) = sync_channel(1);
             m.queue_delta(1);
@@ -272,7 +273,7 @@ impl Pipeline {
             }
         }
         // Counted once acknowledged, so the counters never include a batch that failed.
-        for (kind, n) in [("service", events), ("probe", probes)] {
+        for (kind, n) in [("service", events), ("probe", probes), ("http", checks)] {
             m.ingested
                 .get_or_create(&crate::metrics::KindLabel { kind: kind.into() })
                 .inc_by(n);

@@ -1,16 +1,17 @@
 //! The CPU half of ingest: a logged batch parsed, validated and flagged into columnar
-//! chunks, probes and dead letters. Runs on the callers' threads, many at once; nothing
+//! chunks, probes, URL check results and dead letters. Runs on the callers' threads, many at once; nothing
 //! here touches shared state but the metrics (and reads the tracked-services view).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use telltale_core::check_sli::check_event;
 use telltale_core::flag::Flags;
 use telltale_core::parse::{
     Limits, ParsedLine, RejectReason, Rejection, ServiceLine, lines, parse_line_borrowed,
 };
 use telltale_core::probe_sli::{SliEvent, echo_events};
-use telltale_core::{ProbeEvent, Record, ServiceCatalog};
+use telltale_core::{HttpCheckEvent, ProbeEvent, Record, ServiceCatalog};
 use telltale_lake::chunk::{EventChunk, EventChunks, EventRow};
 use telltale_lake::deadletter::DeadLetter;
 
@@ -40,12 +41,33 @@ pub(super) enum FirstSeen {
 }
 
 /// One probe's echoes as the events of its target's SLOs
-/// ([`telltale_core::probe_sli`]), recorded in the rollups under the target's name.
+/// ([`telltale_core::probe_sli`]), recorded in the rollups under the target's name; or a
+/// URL monitor's check results as the events of its SLOs
+/// ([`telltale_core::check_sli`]), under its URL.
 #[derive(Debug)]
 pub(super) struct ProbeSli {
     pub(super) target: String,
     pub(super) team: Arc<str>,
     pub(super) events: Vec<SliEvent>,
+    /// The latency threshold the events were flagged with, ms.
+    pub(super) threshold_ms: f64,
+}
+
+/// The URL check results of a batch.
+#[derive(Debug, Default)]
+pub(super) struct CheckBatch {
+    /// The results, in line order.
+    pub(super) results: Vec<HttpCheckEvent>,
+    /// Their SLI events, one entry per monitor URL of the batch (every monitor has SLOs:
+    /// `[monitors."<url>"]` or `[monitor_defaults]`).
+    pub(super) slis: Vec<ProbeSli>,
+}
+
+impl ParsedBatch {
+    /// Number of check results.
+    pub(super) fn check_count(&self) -> usize {
+        self.checks.as_ref().map_or(0, |c| c.results.len())
+    }
 }
 
 /// A batch after parsing: what the writer applies.
@@ -64,6 +86,9 @@ pub struct ParsedBatch {
     pub(super) probes: Vec<ProbeEvent>,
     /// The SLI events of the probes whose target has SLOs (`[probes.NAME]`).
     pub(super) probe_slis: Vec<ProbeSli>,
+    /// URL check results (`"kind":"http"`), boxed: most batches have none, and every
+    /// batch crosses two channels.
+    pub(super) checks: Option<Box<CheckBatch>>,
     /// Rejected lines with their reasons.
     pub(super) dead: Vec<DeadLetter>,
     /// When the batch arrived (dates what the writer sets aside), µs since the epoch.
@@ -74,7 +99,10 @@ pub struct ParsedBatch {
 
 impl ParsedBatch {
     pub(super) fn is_empty(&self) -> bool {
-        self.event_count == 0 && self.probes.is_empty() && self.dead.is_empty()
+        self.event_count == 0
+            && self.probes.is_empty()
+            && self.checks.is_none()
+            && self.dead.is_empty()
     }
 }
 
@@ -135,6 +163,7 @@ pub(super) fn parse_batch(
     }
     let mut events = EventChunks::new();
     let mut probes = Vec::new();
+    let mut checks = Vec::new();
     let mut unknown = 0;
     let mut gate = Gate::new(tracked, &batch.data);
     for (n, raw) in lines(&batch.data) {
@@ -159,6 +188,7 @@ pub(super) fn parse_batch(
                     events.push(&EventRow::from(&flagged));
                 }
                 Record::Probe(p) => probes.push(p),
+                Record::HttpCheck(c) => checks.push(c),
             },
             Err(rejection) => reject(rejection, raw.to_vec(), &mut outcome),
         }
@@ -176,9 +206,16 @@ pub(super) fn parse_batch(
                 target: p.target.clone(),
                 team: Arc::clone(&policy.team),
                 events: echo_events(p, policy.latency_threshold_ms),
+                threshold_ms: policy.latency_threshold_ms,
             })
         })
         .collect();
+    if !checks.is_empty() {
+        parsed.checks = Some(Box::new(CheckBatch {
+            slis: check_slis(&checks, catalog),
+            results: checks,
+        }));
+    }
     parsed.event_count = events.len() + gate.held_back;
     // Building a chunk only fails on a schema mismatch, a programming error.
     parsed.events = events
@@ -190,8 +227,32 @@ pub(super) fn parse_batch(
     }
     parsed.probes = probes;
     outcome.errors.sort_by_key(|r| r.line);
-    outcome.accepted = (parsed.event_count + parsed.probes.len()) as u64;
+    outcome.accepted = (parsed.event_count + parsed.probes.len() + parsed.check_count()) as u64;
     (parsed, outcome)
+}
+
+/// The SLI events of a batch's check results, grouped by monitor URL in order of first
+/// result, with each monitor's policy.
+fn check_slis(checks: &[HttpCheckEvent], catalog: &ServiceCatalog) -> Vec<ProbeSli> {
+    let mut out: Vec<ProbeSli> = Vec::new();
+    for c in checks {
+        let i = match out.iter().position(|s| s.target == c.url) {
+            Some(i) => i,
+            None => {
+                let policy = catalog.monitor(&c.url);
+                out.push(ProbeSli {
+                    target: c.url.clone(),
+                    team: Arc::clone(&policy.team),
+                    events: Vec::new(),
+                    threshold_ms: policy.latency_threshold_ms,
+                });
+                out.len() - 1
+            }
+        };
+        let sli = &mut out[i];
+        sli.events.push(check_event(c, sli.threshold_ms));
+    }
+    out
 }
 
 /// Which services of a batch get columns now (see `service_limit`): those in the view,
@@ -287,15 +348,16 @@ pub(super) fn chunk_lines(
                     let (flagged, _) = catalog.flag(ev);
                     events.push(&EventRow::from(&flagged));
                 }
-                Record::Probe(_) => dead.push(DeadLetter {
+                Record::Probe(_) | Record::HttpCheck(_) => dead.push(DeadLetter {
                     received_at_us,
                     source: source.to_owned(),
                     rejection: Rejection {
                         line: line_no,
                         field: None,
                         reason: RejectReason::UnknownKind,
-                        message: "a held-back service line parsed as a probe the second time"
-                            .into(),
+                        message:
+                            "a held-back service line parsed as a probe or check the second time"
+                                .into(),
                     },
                     raw: raw.clone(),
                 }),

@@ -254,3 +254,163 @@ fn probes_of_a_target_with_slos_become_its_rollups_and_slo_status() {
         .expect("the probe target's SLOs are evaluated");
     assert_eq!(target.team, "network");
 }
+
+/// A sink that keeps the rollup rows and the check results it is given.
+#[derive(Debug, Clone, Default)]
+struct CheckSink {
+    rows: Arc<Mutex<Vec<RollupRow>>>,
+    checks: Arc<Mutex<Vec<telltale_core::HttpCheckEvent>>>,
+}
+
+impl Sink for CheckSink {
+    fn on_rollups(&mut self, rows: &[RollupRow]) {
+        self.rows.lock().unwrap().extend_from_slice(rows);
+    }
+    fn on_checks(&mut self, checks: &[telltale_core::HttpCheckEvent]) {
+        self.checks.lock().unwrap().extend_from_slice(checks);
+    }
+}
+
+/// Issue #17: URL check results (`"kind":"http"`) go to the sinks, to the lake's
+/// `monitors` table (by monitor id, `adhoc` without one) and, as SLI events of their URL,
+/// to the rollups and the SLO status; a monitor with a table of its own gets its policy,
+/// any other the monitor defaults. A bad check line is a dead letter naming its field, the
+/// batch's good lines stay.
+#[test]
+fn check_results_become_monitor_rows_rollups_and_slo_status() {
+    let catalog = Arc::new(
+        ServiceCatalog::from_toml_str(
+            "[monitors.\"https://a.test/\"]\nteam = \"web\"\nlatency_threshold_ms = 50.0\n",
+            "test",
+        )
+        .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let sink = CheckSink::default();
+    let (pipeline, view) = start_with_outputs(&catalog, dir.path(), sink.clone());
+    let t = chrono::Utc::now().timestamp_millis() / 60_000 * 60_000 - 120_000;
+    let check = |url: &str, id: &str, at: i64, rest: &str| {
+        format!("{{\"kind\":\"http\",\"url\":\"{url}\",{id}\"timestamp\":{at},{rest}}}\n")
+    };
+    let up = "\"status_code\":200,\"duration_ms\":20.0,\"redirects\":0,\"error\":null";
+    let slow_503 = "\"status_code\":503,\"duration_ms\":80.0,\"redirects\":0,\"error\":null";
+    let refused = "\"status_code\":null,\"duration_ms\":1.0,\"error\":\"connect_refused\"";
+    let text = check("https://a.test/", "\"monitor_id\":\"a1\",", t, up)
+        + &check(
+            "https://a.test/",
+            "\"monitor_id\":\"a1\",",
+            t + 10_000,
+            slow_503,
+        )
+        + &check("http://b.test/", "", t, refused)
+        + &check(
+            "http://b.test/",
+            "",
+            t,
+            "\"duration_ms\":1.0,\"error\":\"boom\"",
+        );
+    let outcome = pipeline.ingest(IngestBatch::whole(text, "http")).unwrap();
+    assert_eq!((outcome.accepted, outcome.rejected), (3, 1));
+    assert_eq!(outcome.errors[0].field, Some("error"));
+    assert_eq!(outcome.errors[0].line, 4);
+    pipeline.shutdown().unwrap();
+    assert_eq!(sink.checks.lock().unwrap().len(), 3);
+    let rows = sink.rows.lock().unwrap().clone();
+    let of = |url: &str| {
+        let rs: Vec<&RollupRow> = rows.iter().filter(|r| r.service == url).collect();
+        let sum = |f: fn(&RollupRow) -> u64| rs.iter().map(|r| f(r)).sum::<u64>();
+        (
+            sum(|r| r.count),
+            sum(|r| r.errors),
+            sum(|r| r.slow),
+            rs[0].team.clone(),
+        )
+    };
+    assert_eq!(of("https://a.test/"), (2, 1, 1, "web".to_owned()));
+    assert_eq!(of("http://b.test/"), (1, 1, 0, "unowned".to_owned()));
+    use telltale_lake::store::LakeStore;
+    let store = LocalDisk::new(dir.path());
+    let lake: Vec<String> = store
+        .list("monitors")
+        .unwrap()
+        .into_iter()
+        .map(|f| f.rel_path)
+        .collect();
+    for dir in ["monitors/monitor_id=a1/", "monitors/monitor_id=adhoc/"] {
+        assert!(lake.iter().any(|f| f.starts_with(dir)), "{dir}: {lake:?}");
+    }
+    let dead: Vec<String> = store
+        .list("deadletter")
+        .unwrap()
+        .iter()
+        .flat_map(|f| {
+            let text = String::from_utf8(store.read(&f.rel_path).unwrap()).unwrap();
+            text.lines().map(str::to_owned).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].contains("\"field\":\"error\""), "{}", dead[0]);
+    let status = view.snapshot();
+    let a = status
+        .services
+        .iter()
+        .find(|s| s.service == "https://a.test/")
+        .expect("the monitor's SLOs are evaluated");
+    assert_eq!(a.team, "web");
+    assert!(
+        status
+            .services
+            .iter()
+            .any(|s| s.service == "http://b.test/")
+    );
+}
+
+/// A monitor's URL counts towards `limits.max_services` like a service: past the limit a
+/// URL gets no rollups (nor SLOs), its results are still stored; a `[monitors."<url>"]`
+/// table is always admitted.
+#[test]
+fn monitor_urls_count_towards_the_service_limit() {
+    let catalog = Arc::new(
+        ServiceCatalog::from_toml_str("[monitors.\"https://listed.test/\"]\n", "test").unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = PipelineConfig::default();
+    cfg.limits.max_services = 1;
+    let sink = CheckSink::default();
+    let slo = SloEngine::new(&catalog, SloSettings::default()).unwrap();
+    let outputs = Outputs::new(slo, vec![Box::new(sink.clone())], Arc::default());
+    let pipeline = Pipeline::start(
+        PipelineSettings::from_config(&cfg, catalog.clone()),
+        Arc::new(LocalDisk::new(dir.path())),
+        Arc::new(Metrics::new()),
+        Some(outputs),
+    )
+    .unwrap();
+    let t = chrono::Utc::now().timestamp_millis() - 120_000;
+    let text: String = ["https://a.test/", "https://b.test/", "https://listed.test/"]
+        .iter()
+        .map(|url| {
+            format!(
+                "{{\"kind\":\"http\",\"url\":\"{url}\",\"timestamp\":{t},\"status_code\":200,\"duration_ms\":5}}\n"
+            )
+        })
+        .collect();
+    let outcome = pipeline.ingest(IngestBatch::whole(text, "http")).unwrap();
+    assert_eq!(outcome.accepted, 3);
+    pipeline.shutdown().unwrap();
+    let mut services: Vec<String> = sink
+        .rows
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.service.clone())
+        .collect();
+    services.dedup();
+    assert_eq!(services, ["https://a.test/", "https://listed.test/"]);
+    assert_eq!(
+        sink.checks.lock().unwrap().len(),
+        3,
+        "every result is still stored"
+    );
+    assert_eq!(pipeline.metrics().events_over_service_limit.get(), 1);
+}

@@ -18,7 +18,7 @@ use telltale_lake::writer::{LakeWriter, WriterStats};
 
 use super::error::PipelineError;
 use super::messages::{Control, WriterMsg};
-use super::prepare::{FirstSeen, ParsedBatch, PendingService};
+use super::prepare::{CheckBatch, FirstSeen, ParsedBatch, PendingService, ProbeSli};
 use super::service_limit::ServiceLimit;
 use crate::metrics::Metrics;
 use crate::outputs::Outputs;
@@ -136,12 +136,18 @@ impl WriterLoop {
             event_count,
             probes,
             probe_slis,
+            checks,
             mut dead,
             received_at_us,
             source,
         } = parsed;
-        // Probe echoes are rollup events too: a probes-only input is not idle.
-        if event_count > 0 || !probe_slis.is_empty() {
+        let CheckBatch {
+            results: checks,
+            slis: check_slis,
+        } = checks.map(|c| *c).unwrap_or_default();
+        // Probe echoes and check results are rollup events too: a probes-only or
+        // checks-only input is not idle.
+        if event_count > 0 || !probe_slis.is_empty() || !check_slis.is_empty() {
             self.last_event = now;
         }
         self.set_aside_over_limit(
@@ -165,6 +171,7 @@ impl WriterLoop {
                 .rollups
                 .record_service_events(&sli.target, &sli.team, sli.events);
         }
+        self.record_check_slis(check_slis, &mut late);
         if late > 0 {
             self.metrics.rollup_late_events.inc_by(late);
         }
@@ -173,10 +180,16 @@ impl WriterLoop {
         {
             o.on_probes(&probes);
         }
+        if let Some(o) = &mut self.outputs
+            && !checks.is_empty()
+        {
+            o.on_checks(&checks);
+        }
         let closed = self.rollups.drain_closed();
         let results = [
             self.writer.append_event_chunks(events, now),
             self.writer.append_probes(probes, now),
+            self.writer.append_checks(checks, now),
             self.writer.append_dead_letters(dead, now),
         ];
         if results.iter().any(Result::is_err) {
@@ -189,6 +202,30 @@ impl WriterLoop {
         self.dirty = true;
         self.report();
         Ok(())
+    }
+
+    /// Records the SLI events of check results in the rollups under their monitor's URL,
+    /// which counts towards `limits.max_services` like a service (decided here, in log
+    /// order; a `[monitors."<url>"]` table is always admitted). A URL past the limit gets
+    /// no rollups or SLOs; its results are still stored (lake, sinks) and its events
+    /// counted in `telltale_events_over_service_limit_total`.
+    fn record_check_slis(&mut self, slis: Vec<ProbeSli>, late: &mut u64) {
+        let mut over = 0;
+        for sli in slis {
+            let url: Arc<str> = Arc::from(sli.target.as_str());
+            if !self.service_limit.admit(&url) {
+                over += sli.events.len() as u64;
+                continue;
+            }
+            *late += self
+                .rollups
+                .record_service_events(&sli.target, &sli.team, sli.events);
+        }
+        self.service_limit.publish();
+        Metrics::gauge_set(&self.metrics.tracked_services, self.service_limit.tracked());
+        if over > 0 {
+            self.metrics.events_over_service_limit.inc_by(over);
+        }
     }
 
     /// Moves the events of services past `limits.max_services` into `dead`, whole and
@@ -354,6 +391,11 @@ impl WriterLoop {
             ("events", f.events - pf.events, r.events - pr.events),
             ("rollups", f.rollups - pf.rollups, r.rollups - pr.rollups),
             ("probes", f.probes - pf.probes, r.probes - pr.probes),
+            (
+                "monitors",
+                f.monitors - pf.monitors,
+                r.monitors - pr.monitors,
+            ),
             (
                 "deadletter",
                 f.dead_letters - pf.dead_letters,

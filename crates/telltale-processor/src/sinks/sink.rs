@@ -1,7 +1,7 @@
 //! The interface every sink implements.
 
 use telltale_core::slo::{AlertTransition, AlertmanagerAlert, SloStatus};
-use telltale_core::{ProbeEvent, RollupRow};
+use telltale_core::{HttpCheckEvent, ProbeEvent, RollupRow};
 
 /// One evaluation of every SLO, at the start of an event-time minute.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +24,8 @@ pub trait Sink: Send + std::fmt::Debug {
     fn on_rollups(&mut self, _rows: &[RollupRow]) {}
     /// Probe measurements, as they are applied.
     fn on_probes(&mut self, _probes: &[ProbeEvent]) {}
+    /// URL check results (`"kind":"http"` lines), as they are applied.
+    fn on_checks(&mut self, _checks: &[HttpCheckEvent]) {}
     /// An evaluation of the SLOs.
     fn on_evaluation(&mut self, _evaluation: &Evaluation<'_>) {}
     /// End of input or shutdown: nothing more follows.

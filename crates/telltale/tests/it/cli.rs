@@ -15,6 +15,10 @@ fn check_config_describes_the_shipped_catalogue() {
     assert!(out.contains("auth-service"), "{out}");
     assert!(out.contains("identity"), "{out}");
     assert!(out.contains("99.95%"), "{out}");
+    assert!(
+        out.contains("URL monitors: 0 with [monitors.\"<url>\"]; any other: team \"unowned\", slow over 1000ms"),
+        "{out}"
+    );
 }
 
 #[test]

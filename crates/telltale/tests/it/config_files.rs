@@ -80,3 +80,34 @@ fn readme_shows_the_tested_datafusion_cli_session() {
         "README.md must contain docs/lake-queries.sql from CREATE on"
     );
 }
+
+/// The commented `[monitor_defaults]` and `[monitors."…"]` examples of
+/// `config/services.toml` parse when uncommented, and the defaults shown are the built-in
+/// ones.
+#[test]
+fn the_monitor_slo_examples_in_services_toml_parse_when_uncommented() {
+    let text = std::fs::read_to_string(config_dir().join("services.toml")).unwrap();
+    let block = |start: &str| -> String {
+        text.lines()
+            .skip_while(|l| !l.starts_with(start))
+            .take_while(|l| l.starts_with("# "))
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect()
+    };
+    let (defaults, monitor) = (block("# [monitor_defaults]"), block("# [monitors."));
+    assert!(
+        !defaults.is_empty() && !monitor.is_empty(),
+        "the examples are in the file"
+    );
+    let builtin = ServiceCatalog::from_toml_str("", "services.toml").unwrap();
+    let shown = ServiceCatalog::from_toml_str(&defaults, "services.toml")
+        .unwrap_or_else(|e| panic!("{e}\n{defaults}"));
+    let url = "https://other.example/";
+    assert_eq!(shown.monitor(url), builtin.monitor(url), "{defaults}");
+    let uncommented = format!("{text}\n{defaults}\n{monitor}");
+    let c = ServiceCatalog::from_toml_str(&uncommented, "services.toml")
+        .unwrap_or_else(|e| panic!("{e}\n{monitor}"));
+    let m = c.monitor("https://example.com/health");
+    assert!(m.known && m.monitor);
+    assert_eq!((&*m.team, m.latency_threshold_ms), ("web", 500.0));
+}

@@ -1,9 +1,10 @@
-//! The InfluxDB sink: rollups (`service_rollup`), probes (`probe`, `probe_hop`) and SLO
+//! The InfluxDB sink: rollups (`service_rollup`), probes (`probe`, `probe_hop`), URL
+//! check results (`http_check`) and SLO
 //! state (`slo_status`) as line protocol to InfluxDB 1.x, 2.x or 3.x. The delivery itself
 //! — batching, gzip, retries, the disk spool and dead letters — is `telltale-influx`'s
 //! [`InfluxSink`]; this adapts it to the processor's [`Sink`].
 
-use telltale_core::{ProbeEvent, RollupRow};
+use telltale_core::{HttpCheckEvent, ProbeEvent, RollupRow};
 use telltale_influx::InfluxSink;
 
 use super::sink::{Evaluation, Sink};
@@ -19,6 +20,10 @@ impl Sink for InfluxOutput {
 
     fn on_probes(&mut self, probes: &[ProbeEvent]) {
         self.0.send(probes);
+    }
+
+    fn on_checks(&mut self, checks: &[HttpCheckEvent]) {
+        self.0.send(checks);
     }
 
     fn on_evaluation(&mut self, evaluation: &Evaluation<'_>) {
