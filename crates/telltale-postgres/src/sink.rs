@@ -196,9 +196,9 @@ impl PostgresSink {
     /// Writes what is queued (or spools it, if the server cannot be reached), then stops
     /// the task; its final stats.
     pub async fn shutdown(&self) -> PgStats {
+        let mut done = self.shared.done.subscribe();
         self.shared.stopping.store(true, Relaxed);
         self.shared.wake.notify_one();
-        let mut done = self.shared.done.subscribe();
         let _ = done.wait_for(|d| *d).await;
         self.shared.stats()
     }
@@ -256,7 +256,8 @@ impl Task {
         }
         self.spill();
         self.shared.counters.connected.store(false, Relaxed);
-        let _ = self.shared.done.send(true);
+        // send_replace: the value changes even while nobody is subscribed yet.
+        self.shared.done.send_replace(true);
     }
 
     /// Connects and migrates; false (logged once per outage) when it failed.

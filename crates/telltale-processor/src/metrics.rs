@@ -160,6 +160,12 @@ pub struct OutputStats {
     pub alertmanager: Option<Arc<NotifierStats>>,
     /// The SLO engine's counts, when it runs.
     pub slo: Option<Arc<SloView>>,
+    /// The PostgreSQL sink, when enabled, and the results it could not store (one-off
+    /// checks without a monitor).
+    pub postgres: Option<(
+        telltale_postgres::PostgresSink,
+        Arc<std::sync::atomic::AtomicU64>,
+    )>,
 }
 
 impl Collector for OutputStats {
@@ -211,6 +217,51 @@ impl Collector for OutputStats {
                 s.points_dead_lettered,
             )?;
         }
+        let postgres = self
+            .postgres
+            .as_ref()
+            .map(|(p, skipped)| (p.stats(), skipped.load(Ordering::Relaxed)));
+        if let Some((s, skipped)) = &postgres {
+            for (name, help, value) in [
+                (
+                    "postgres_results_received",
+                    "URL check results handed to the PostgreSQL sink",
+                    s.received,
+                ),
+                (
+                    "postgres_results_inserted",
+                    "Results inserted into monitor_results",
+                    s.inserted,
+                ),
+                (
+                    "postgres_results_duplicate",
+                    "Results written again that were already stored (retries, replays)",
+                    s.duplicates,
+                ),
+                (
+                    "postgres_results_refused",
+                    "Results PostgreSQL refused, kept in deadletter/postgres/",
+                    s.refused,
+                ),
+                (
+                    "postgres_results_dropped",
+                    "Results dropped from a full spool (postgres.spool_max_bytes)",
+                    s.dropped,
+                ),
+                (
+                    "postgres_failures",
+                    "Failed connections and batches lost to the connection (retried)",
+                    s.failures,
+                ),
+                (
+                    "postgres_results_skipped",
+                    "One-off check results without a monitor: not stored in PostgreSQL",
+                    *skipped,
+                ),
+            ] {
+                counter(name, help, value)?;
+            }
+        }
         if let Some(am) = &self.alertmanager {
             counter(
                 "alertmanager_posts_ok",
@@ -255,6 +306,28 @@ impl Collector for OutputStats {
                     "influx_spooled_bytes",
                     "Bytes in the InfluxDB spool on disk",
                     s.spooled_bytes,
+                ),
+            ] {
+                let g = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+                g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+            }
+        }
+        if let Some((s, _)) = &postgres {
+            for (name, help, value) in [
+                (
+                    "postgres_queued_results",
+                    "Results in memory waiting for PostgreSQL",
+                    s.queued,
+                ),
+                (
+                    "postgres_spooled_results",
+                    "Results in the PostgreSQL spool on disk",
+                    s.spooled,
+                ),
+                (
+                    "postgres_connected",
+                    "1 while connected to PostgreSQL",
+                    u64::from(s.connected),
                 ),
             ] {
                 let g = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));

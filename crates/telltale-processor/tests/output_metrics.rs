@@ -65,6 +65,7 @@ async fn influx_and_alertmanager_counters_are_on_metrics() {
         influx: Some(sink.stats_reader()),
         alertmanager: Some(notifier.shared_stats()),
         slo: Some(std::sync::Arc::default()),
+        postgres: None,
     });
 
     // Every series is there from the start, at zero.

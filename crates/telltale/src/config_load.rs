@@ -41,6 +41,8 @@ pub struct Loaded {
     pub influx: telltale_core::config::InfluxConfig,
     /// `[alertmanager]` with ALERTMANAGER_URL applied.
     pub alertmanager: telltale_core::config::AlertmanagerConfig,
+    /// `[postgres]` with POSTGRES_URL / DATABASE_URL / POSTGRES_PASSWORD applied.
+    pub postgres: telltale_core::config::PostgresConfig,
     /// Where each file came from, or that built-in defaults were used.
     pub pipeline_source: String,
     pub catalog_source: String,
@@ -85,12 +87,15 @@ pub fn load(args: &ConfigArgs) -> anyhow::Result<Loaded> {
     influx.validate("INFLUX_* environment")?;
     let alertmanager = pipeline.alertmanager.clone().with_env(env);
     alertmanager.validate("ALERTMANAGER_URL environment")?;
+    let postgres = pipeline.postgres.clone().with_env(env);
+    postgres.validate("config or POSTGRES_URL environment")?;
     Ok(Loaded {
         pipeline,
         catalog: Arc::new(catalog),
         data_dir,
         influx,
         alertmanager,
+        postgres,
         pipeline_source,
         catalog_source,
     })

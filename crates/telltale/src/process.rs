@@ -55,6 +55,8 @@ pub struct Running {
     pub pipeline: Pipeline,
     pub view: Arc<SloView>,
     pub influx: Option<InfluxSink>,
+    /// The PostgreSQL sink of URL monitor results, when `[postgres]` is on.
+    pub postgres: Option<telltale_postgres::PostgresSink>,
     /// The Alertmanager delivery task: it ends once the pipeline's writer has stopped and
     /// what the sink queued is posted.
     pub alert_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -88,6 +90,21 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
     } else {
         None
     };
+    let postgres_skipped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let postgres = match telltale_postgres::SinkSettings::from_config(
+        &loaded.postgres,
+        &loaded.data_dir,
+    )
+    .context("setting up the PostgreSQL sink")?
+    {
+        Some(settings) => {
+            tracing::info!(target = %settings.connect.target(), "writing URL monitor results to PostgreSQL");
+            let (sink, _task) = telltale_postgres::PostgresSink::start(settings)
+                .context("starting the PostgreSQL sink")?;
+            Some(sink)
+        }
+        None => None,
+    };
     let (alerts, alert_task) = if loaded.alertmanager.is_enabled() {
         tracing::info!(url = %loaded.alertmanager.url, "delivering SLO alerts to Alertmanager");
         let (sink, task) =
@@ -102,6 +119,7 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
         influx: influx.as_ref().map(InfluxSink::stats_reader),
         alertmanager: alerts.as_ref().map(AlertDelivery::stats),
         slo: Some(Arc::clone(&view)),
+        postgres: postgres.clone().map(|p| (p, Arc::clone(&postgres_skipped))),
     });
     let pipeline = tokio::task::block_in_place(|| {
         Pipeline::start(settings, store.clone(), Arc::new(metrics), None)
@@ -128,6 +146,11 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
     if let Some(alerts) = alerts {
         sinks.push(Box::new(alerts));
     }
+    if let Some(pg) = &postgres {
+        sinks.push(Box::new(
+            telltale_processor::sinks::postgres::PostgresOutput::new(pg.clone(), postgres_skipped),
+        ));
+    }
     let mut outputs = Outputs::new(slo, sinks, Arc::clone(&view));
     if let Some(newest) = history.iter().map(|r| r.window_start_us).max() {
         outputs.evaluate_history(newest);
@@ -139,6 +162,7 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
         pipeline,
         view,
         influx,
+        postgres,
         alert_task: std::sync::Mutex::new(alert_task),
     })
 }
@@ -381,6 +405,16 @@ pub async fn finish(running: &Running) -> anyhow::Result<()> {
             spooled = stats.spooled_points,
             dropped = stats.points_dropped,
             "InfluxDB sink stopped"
+        );
+    }
+    if let Some(pg) = &running.postgres {
+        let stats = pg.shutdown().await;
+        tracing::info!(
+            inserted = stats.inserted,
+            duplicates = stats.duplicates,
+            spooled = stats.spooled,
+            dropped = stats.dropped,
+            "PostgreSQL sink stopped"
         );
     }
     let alert_task = running.alert_task.lock().ok().and_then(|mut t| t.take());

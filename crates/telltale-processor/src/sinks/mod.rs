@@ -13,6 +13,7 @@
 
 pub mod alertmanager;
 pub mod influxdb;
+pub mod postgres;
 mod sink;
 
 pub use sink::{Evaluation, Sink};

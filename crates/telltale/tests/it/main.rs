@@ -25,6 +25,7 @@ mod network_path_dashboard;
 mod nginx;
 mod otlp;
 mod overload;
+mod postgres;
 mod probe;
 mod rate_limit;
 mod secrets;

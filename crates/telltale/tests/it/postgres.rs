@@ -1,0 +1,107 @@
+//! URL monitor results into a real PostgreSQL through a real `telltale process` (issue
+//! #17): result lines POSTed to `/v1/events` land in `monitor_results` (and its view)
+//! exactly once, also across PostgreSQL being `kill -9`ed mid-run and started again; the
+//! schema is the processor's own migration; `/metrics` counts what happened; the password
+//! never reaches the log.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use telltale_postgres::testing::{PASSWORD, TestPostgres};
+
+use crate::support::{Server, http, metric, process_command};
+
+const MONITOR: &str = "00000000000000e1";
+
+/// Result lines `from..to` of one 1-minute monitor, one minute apart from `base_ms`, as
+/// NDJSON.
+fn results(base_ms: i64, from: i64, to: i64) -> String {
+    (from..to)
+        .map(|n| {
+            json!({
+                "kind": "http", "url": "https://shop.example/health", "monitor_id": MONITOR,
+                "every_s": 60,
+                "timestamp": chrono::DateTime::from_timestamp_millis(base_ms + n * 60_000).unwrap().to_rfc3339(),
+                "status_code": if n % 4 == 0 { 503 } else { 200 }, "duration_ms": 30.0 + n as f64,
+                "dns_ms": 1.0, "connect_ms": 2.0, "tls_ms": 9.0, "ttfb_ms": 15.0, "transfer_ms": 0.5,
+                "redirects": 0, "body_bytes": 2, "cert_expiry_days": 61.5, "error": null,
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+fn post(server: &Server, body: &str) {
+    let r = http::request(server.addr, "POST", "/v1/events", body).expect("POST /v1/events");
+    assert_eq!(r.status, Some(200), "{:?}", r.body);
+}
+
+/// Polls `/metrics` until `series` is `want` (bounded; a poll interval, not a wait for an
+/// outcome).
+fn wait_for_metric(server: &Server, series: &str, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = metric(server.addr, series);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} = {got}, not {want}, within 60 s"
+        );
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn monitor_results_reach_postgresql_exactly_once_across_a_killed_server() {
+    let mut pg = TestPostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        process_command(&dir.path().join("lake"))
+            .env("POSTGRES_URL", pg.url("disable"))
+            .env("POSTGRES_PASSWORD", PASSWORD)
+            .env("TELLTALE_LOG", "info,tokio_postgres=debug")
+            .stderr(Stdio::piped()),
+    );
+    let base = chrono::Utc::now().timestamp_millis() - 3 * 3_600_000;
+    post(&server, &results(base, 0, 30));
+    wait_for_metric(&server, "telltale_postgres_results_inserted_total", 30.0);
+
+    pg.kill();
+    post(&server, &results(base, 30, 60));
+    // The same results again (a sender's retry): stored once.
+    post(&server, &results(base, 20, 40));
+    wait_for_metric(&server, "telltale_postgres_spooled_results", 50.0);
+    pg.restart();
+    wait_for_metric(&server, "telltale_postgres_results_inserted_total", 60.0);
+    wait_for_metric(&server, "telltale_postgres_spooled_results", 0.0);
+    assert_eq!(
+        metric(server.addr, "telltale_postgres_results_duplicate_total"),
+        20.0
+    );
+
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT count(*), count(DISTINCT start_time), sum(CASE WHEN up THEN 0 ELSE 1 END) \
+             FROM view_1m WHERE monitor_id = '{MONITOR}'"
+        )),
+        "60|60|15"
+    );
+    assert_eq!(
+        pg.psql("SELECT urltarget, monitor_frequency FROM urltargets"),
+        "https://shop.example/health|1"
+    );
+    let out = server.sigterm_and_wait();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        &log[log.len().saturating_sub(3000)..]
+    );
+    assert!(log.contains("PostgreSQL connected"), "{log}");
+    assert!(!log.contains(PASSWORD), "the password is in the log");
+}
