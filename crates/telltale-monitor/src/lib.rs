@@ -16,10 +16,12 @@
 
 pub mod check;
 pub mod result;
+pub mod scheduler;
 pub mod spec;
 pub mod store;
 
 pub use check::{CheckSettings, Checker};
 pub use result::{CheckError, CheckResult};
+pub use scheduler::{Check, FirstCheck, Scheduler, SchedulerSettings, SchedulerStats};
 pub use spec::{Every, Monitor, SpecError};
-pub use store::{FileStore, StoreError};
+pub use store::{FileStore, MonitorStore, StoreError};

@@ -32,6 +32,8 @@
 //!   log to events, and its presets (the mapper is `telltale_core::access_log`).
 //! - `oidc.rs`, `[server.oidc]`: [`OidcConfig`], single sign-on (URLs, groups and
 //!   paths only; the binary reads the secret and the session key).
+//! - `monitors.rs`, `[monitors]`: [`MonitorsConfig`], scheduled URL checks and the
+//!   allowed frequencies ([`ALLOWED_MINUTES`]).
 //! - `otlp.rs`, `[otlp]`: [`OtlpConfig`], how OTLP log records map to events.
 //! - `autoscale.rs`, `[autoscale]`: [`AutoscaleConfig`] (the policy that reads it is
 //!   [`crate::autoscale`]).
@@ -61,6 +63,7 @@ mod catalog;
 mod error;
 mod formats;
 mod influx;
+mod monitors;
 mod oidc;
 mod otlp;
 mod pipeline;
@@ -74,6 +77,9 @@ pub use catalog::{
 };
 pub use formats::{AccessLogFormat, LatencyUnit, PRESETS as ACCESS_LOG_PRESETS, TimestampFormat};
 pub use influx::{InfluxApi, InfluxConfig, Secret};
+pub use monitors::{
+    ALLOWED_MINUTES, MonitorTarget, MonitorsConfig, allowed_frequencies, parse_every_minutes,
+};
 pub use otlp::{OtlpConfig, OtlpLogsConfig};
 pub use pipeline::{
     LakeConfig, LogConfig, PipelineConfig, RateLimitConfig, RollupConfig, ServerConfig,

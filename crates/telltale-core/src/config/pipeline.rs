@@ -13,6 +13,7 @@ use super::autoscale::AutoscaleConfig;
 use super::error::{ConfigError, invalid, parse_toml};
 use super::formats::AccessLogFormat;
 use super::influx::InfluxConfig;
+use super::monitors::MonitorsConfig;
 use super::oidc::OidcConfig;
 use super::otlp::OtlpConfig;
 use super::tls::ServerTlsConfig;
@@ -47,6 +48,8 @@ pub struct PipelineConfig {
     pub formats: std::collections::BTreeMap<String, AccessLogFormat>,
     /// OpenTelemetry (OTLP) ingest: how log records map to request events.
     pub otlp: OtlpConfig,
+    /// Scheduled URL monitors: check settings and monitors listed in the file.
+    pub monitors: MonitorsConfig,
 }
 
 /// `[limits]`: what many distinct service names (typos, per-customer names, an attack) may
@@ -507,6 +510,7 @@ impl PipelineConfig {
             ));
         }
         self.autoscale.validate(file)?;
+        self.monitors.validate(file)?;
         self.influx.validate(file)?;
         self.alertmanager.validate(file)?;
         self.otlp.validate(file)?;
