@@ -49,6 +49,9 @@ pub struct MonitorsConfig {
     pub max_jitter: Duration,
     /// Redirects followed before a check fails with `too_many_redirects`.
     pub max_redirects: u32,
+    /// A PEM file of CA certificates trusted for https monitors besides the system's
+    /// (`telltale monitor check --tls-ca`). None by default.
+    pub tls_ca: Option<String>,
     /// Results kept in memory per monitor for its availability on the status page and in
     /// `GET /api/v1/monitors`.
     pub keep_results: usize,
@@ -65,6 +68,7 @@ impl Default for MonitorsConfig {
             jitter: 0.1,
             max_jitter: Duration::from_secs(30),
             max_redirects: 10,
+            tls_ca: None,
             keep_results: 100,
             targets: Vec::new(),
         }
