@@ -20,6 +20,7 @@ mod fsync;
 mod grafana_queries;
 mod loadtest;
 mod monitor;
+mod monitor_schedule;
 mod network_path_dashboard;
 mod nginx;
 mod overload;
