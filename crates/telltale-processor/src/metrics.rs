@@ -277,27 +277,28 @@ struct ResultLabel {
 impl Collector for MonitorStats {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let results = self.0.results();
-        let mut family = encoder.encode_descriptor(
-            "monitor_checks",
-            "URL monitor checks finished, by result: up, down (an answer outside 2xx/3xx) or the error class",
-            None,
-            prometheus_client::metrics::MetricType::Counter,
-        )?;
-        let mut labels = vec!["up", "down"];
-        labels.extend(
-            results
-                .keys()
-                .copied()
-                .filter(|l| !["up", "down"].contains(l)),
-        );
-        for label in labels {
-            let c = ConstCounter::new(results.get(label).copied().unwrap_or(0));
-            let key = ResultLabel {
-                result: label.to_owned(),
-            };
-            c.encode(family.encode_family(&key)?)?;
+        {
+            let mut family = encoder.encode_descriptor(
+                "monitor_checks",
+                "URL monitor checks finished, by result: up, down (an answer outside 2xx/3xx) or the error class",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            let mut labels = vec!["up", "down"];
+            labels.extend(
+                results
+                    .keys()
+                    .copied()
+                    .filter(|l| !["up", "down"].contains(l)),
+            );
+            for label in labels {
+                let c = ConstCounter::new(results.get(label).copied().unwrap_or(0));
+                let key = ResultLabel {
+                    result: label.to_owned(),
+                };
+                c.encode(family.encode_family(&key)?)?;
+            }
         }
-        drop(family);
         let c = ConstCounter::new(self.0.missed_ticks());
         c.encode(encoder.encode_descriptor(
             "monitor_missed_ticks",

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use telltale_core::auth::{Access, Denied, Role, RouteAccess, Tokens, Verified};
 use telltale_monitor::{MonitorView, Registry};
 
-use super::ApiError;
+use super::error::ApiError;
 
 /// Who may use the routes of [`router`].
 pub const ROUTES: &[RouteAccess] = &[
