@@ -303,7 +303,10 @@ mod tests {
             matches!(r.add("https://a.example/", "7m"), Err(RegistryError::Invalid(e)) if e.field == "every")
         );
         r.add("https://a.example/", "1m").unwrap();
-        let first = rx.recv().await.unwrap();
+        let first = tokio::time::timeout(std::time::Duration::from_secs(60), rx.recv())
+            .await
+            .expect("checked at once")
+            .unwrap();
         r.record(&first);
         r.scheduler().stop();
         let (again, _rx) = registry(dir.path(), Vec::new());
