@@ -34,11 +34,19 @@ fn target(dir: &Path) -> (Nginx, u16) {
     (Nginx::start(&dir.join("nginx"), &http, &[port]), port)
 }
 
-/// `telltale process` over `dir/lake` with `monitors` as the `[monitors]` table's extra
-/// lines, and tokens when `tokens`.
+/// Monitors checked at offset 0: a monitor loaded at start is checked at once too.
+const NO_JITTER: &str = "jitter = 0.0\n";
+
+/// `telltale process` over `dir/lake` with `monitors` as the `[monitors]` table's lines
+/// (after [`NO_JITTER`] unless they set `jitter`), and tokens when `tokens`.
 fn server(dir: &Path, monitors: &str, tokens: bool) -> Server {
     let config = dir.join("telltale.toml");
-    std::fs::write(&config, format!("[monitors]\njitter = 0.0\n{monitors}\n")).unwrap();
+    let jitter = if monitors.contains("jitter") {
+        ""
+    } else {
+        NO_JITTER
+    };
+    std::fs::write(&config, format!("[monitors]\n{jitter}{monitors}\n")).unwrap();
     let mut cmd = telltale();
     cmd.arg("process")
         .args(LISTEN)
@@ -191,7 +199,8 @@ fn the_api_refuses_bad_urls_frequencies_duplicates_unknown_ids_and_missing_token
 fn an_added_monitor_is_checked_at_once_its_result_ingested_and_listed() {
     let dir = tempfile::tempdir().unwrap();
     let (_nginx, port) = target(dir.path());
-    let s = server(dir.path(), "", false);
+    // Offsets of up to 15 minutes: only the immediate first check comes within the test.
+    let s = server(dir.path(), "jitter = 0.5\nmax_jitter = \"15m\"\n", false);
     let received = |addr| {
         let body = crate::support::http::get(addr, "/metrics")
             .and_then(|r| r.body)
