@@ -15,11 +15,15 @@
 //! reason, never into an error of its own.
 
 pub mod check;
+pub mod registry;
 pub mod result;
+pub mod scheduler;
 pub mod spec;
 pub mod store;
 
 pub use check::{CheckSettings, Checker};
+pub use registry::{MonitorView, Registry, RegistryError, Source};
 pub use result::{CheckError, CheckResult};
+pub use scheduler::{Check, FirstCheck, Scheduler, SchedulerSettings, SchedulerStats};
 pub use spec::{Every, Monitor, SpecError};
-pub use store::{FileStore, StoreError};
+pub use store::{FileStore, MonitorStore, StoreError};

@@ -26,6 +26,22 @@ pub enum CheckError {
     TooManyRedirects,
 }
 
+impl CheckError {
+    /// The class as it is written in the result line (`"timeout"`, `"dns"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckError::InvalidUrl => "invalid_url",
+            CheckError::Dns => "dns",
+            CheckError::ConnectRefused => "connect_refused",
+            CheckError::Connect => "connect",
+            CheckError::Tls => "tls",
+            CheckError::Timeout => "timeout",
+            CheckError::Http => "http",
+            CheckError::TooManyRedirects => "too_many_redirects",
+        }
+    }
+}
+
 /// One check's result. Times are milliseconds; a phase not reached is absent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
@@ -73,6 +89,37 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
+    /// A check that gave no answer at all: `error` after `duration_ms`, started at
+    /// `timestamp` (what the scheduler reports when a check overran its timeout).
+    pub fn failed(
+        url: &str,
+        timestamp: String,
+        duration_ms: f64,
+        error: CheckError,
+        message: String,
+    ) -> Self {
+        Self {
+            kind: "http".to_owned(),
+            url: url.to_owned(),
+            monitor_id: None,
+            every_s: None,
+            timestamp,
+            status_code: None,
+            duration_ms,
+            dns_ms: None,
+            connect_ms: None,
+            tls_ms: None,
+            ttfb_ms: None,
+            transfer_ms: None,
+            redirects: 0,
+            body_bytes: None,
+            cert_expiry_days: None,
+            final_url: None,
+            error: Some(error),
+            error_message: Some(message),
+        }
+    }
+
     /// Whether the check counts as available: an answer with a 2xx or 3xx status and no
     /// error.
     pub fn is_up(&self) -> bool {

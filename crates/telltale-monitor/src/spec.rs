@@ -7,8 +7,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// The frequencies a monitor may have, in minutes.
-pub const ALLOWED_MINUTES: [u64; 6] = [1, 2, 5, 10, 20, 30];
+/// The frequencies a monitor may have, in minutes (the one list, in `telltale-core`).
+pub use telltale_core::config::ALLOWED_MINUTES;
 
 /// Longest URL kept (the `urltarget varchar(1024)` of the PostgreSQL schema).
 pub const MAX_URL_BYTES: usize = 1024;
@@ -49,21 +49,15 @@ impl FromStr for Every {
     type Err = SpecError;
 
     fn from_str(s: &str) -> Result<Self, SpecError> {
-        let t = s.trim();
-        let minutes = t
-            .strip_suffix('m')
-            .or_else(|| t.strip_suffix("min"))
-            .unwrap_or(t)
-            .parse::<u64>()
-            .ok()
-            .filter(|m| ALLOWED_MINUTES.contains(m));
-        minutes.map(Every).ok_or_else(|| SpecError {
-            field: "every",
-            message: format!(
-                "{s:?} is not an allowed frequency: use one of {}",
-                ALLOWED_MINUTES.map(|m| format!("\"{m}m\"")).join(", ")
-            ),
-        })
+        telltale_core::config::parse_every_minutes(s)
+            .map(Every)
+            .ok_or_else(|| SpecError {
+                field: "every",
+                message: format!(
+                    "{s:?} is not an allowed frequency: use one of {}",
+                    telltale_core::config::allowed_frequencies()
+                ),
+            })
     }
 }
 

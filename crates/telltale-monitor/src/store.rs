@@ -1,5 +1,7 @@
-//! Where monitors live between restarts without PostgreSQL: `<data_dir>/monitors.json`,
-//! rewritten atomically (a temp file, fsync, rename, fsync of the folder) on every change.
+//! Where monitors live between restarts: the [`MonitorStore`] trait (load all, add,
+//! remove), and its implementation without PostgreSQL, [`FileStore`]:
+//! `<data_dir>/monitors/monitors.json`, rewritten atomically (a temp file, fsync, rename,
+//! fsync of the folder) on every change. A PostgreSQL store implements the same trait.
 
 use std::fs;
 use std::io::{self, Write};
@@ -28,6 +30,41 @@ pub enum StoreError {
         /// serde's message, with the line.
         message: String,
     },
+}
+
+/// Where monitors are kept. Calls are made one at a time (the registry holds a lock), from
+/// blocking code: an implementation may block on its I/O.
+pub trait MonitorStore: Send + Sync + std::fmt::Debug {
+    /// Every stored monitor, in the order they were added.
+    fn load_all(&self) -> Result<Vec<Monitor>, StoreError>;
+    /// Keeps `monitor` (its id is not stored yet: the caller checked).
+    fn add(&self, monitor: &Monitor) -> Result<(), StoreError>;
+    /// Forgets the monitor with `id`; `false` when there was none.
+    fn remove(&self, id: &str) -> Result<bool, StoreError>;
+}
+
+impl MonitorStore for FileStore {
+    fn load_all(&self) -> Result<Vec<Monitor>, StoreError> {
+        self.load()
+    }
+
+    fn add(&self, monitor: &Monitor) -> Result<(), StoreError> {
+        let mut all = self.load()?;
+        all.retain(|m| m.id != monitor.id);
+        all.push(monitor.clone());
+        self.save(&all)
+    }
+
+    fn remove(&self, id: &str) -> Result<bool, StoreError> {
+        let mut all = self.load()?;
+        let before = all.len();
+        all.retain(|m| m.id != id);
+        if all.len() == before {
+            return Ok(false);
+        }
+        self.save(&all)?;
+        Ok(true)
+    }
 }
 
 /// The monitors of a file.
@@ -106,6 +143,20 @@ mod tests {
         store.save(std::slice::from_ref(&a)).unwrap();
         assert_eq!(store.load().unwrap(), vec![a]);
         assert!(!dir.path().join("monitors.json.tmp").exists());
+    }
+
+    #[test]
+    fn the_trait_adds_and_removes_one_monitor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: &dyn MonitorStore = &FileStore::new(dir.path().join("m").join("monitors.json"));
+        let a = Monitor::new("https://a.example/", "1m").unwrap();
+        let b = Monitor::new("https://b.example/", "5m").unwrap();
+        store.add(&a).unwrap();
+        store.add(&b).unwrap();
+        assert_eq!(store.load_all().unwrap(), vec![a.clone(), b.clone()]);
+        assert!(store.remove(&a.id).unwrap());
+        assert!(!store.remove(&a.id).unwrap());
+        assert_eq!(store.load_all().unwrap(), vec![b]);
     }
 
     #[test]

@@ -338,6 +338,66 @@ impl Collector for OutputStats {
     }
 }
 
+/// The URL monitors' scheduler counters, read at each scrape:
+/// `telltale_monitor_checks_total{result}` (`up`, `down`, or the error class),
+/// `telltale_monitor_missed_ticks_total`, `telltale_monitor_checks_in_flight`,
+/// `telltale_monitors`.
+#[derive(Debug)]
+pub struct MonitorStats(pub Arc<telltale_monitor::SchedulerStats>);
+
+/// `result` label of monitor checks.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+impl Collector for MonitorStats {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let results = self.0.results();
+        {
+            let mut family = encoder.encode_descriptor(
+                "monitor_checks",
+                "URL monitor checks finished, by result: up, down (an answer outside 2xx/3xx) or the error class",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            let mut labels = vec!["up", "down"];
+            labels.extend(
+                results
+                    .keys()
+                    .copied()
+                    .filter(|l| !["up", "down"].contains(l)),
+            );
+            for label in labels {
+                let c = ConstCounter::new(results.get(label).copied().unwrap_or(0));
+                let key = ResultLabel {
+                    result: label.to_owned(),
+                };
+                c.encode(family.encode_family(&key)?)?;
+            }
+        }
+        let c = ConstCounter::new(self.0.missed_ticks());
+        c.encode(encoder.encode_descriptor(
+            "monitor_missed_ticks",
+            "Monitor ticks skipped because the monitor's previous check was still running",
+            None,
+            c.metric_type(),
+        )?)?;
+        for (name, help, value) in [
+            (
+                "monitor_checks_in_flight",
+                "URL monitor checks running now",
+                self.0.in_flight(),
+            ),
+            ("monitors", "URL monitors scheduled", self.0.scheduled()),
+        ] {
+            let g = ConstGauge::new(value);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -582,6 +642,13 @@ impl Metrics {
     /// each scrape. Called before the metrics are shared.
     pub fn with_outputs(mut self, outputs: OutputStats) -> Self {
         self.registry.register_collector(Box::new(outputs));
+        self
+    }
+
+    /// Adds the URL monitors' counters, read at each scrape.
+    pub fn with_monitors(mut self, stats: Arc<telltale_monitor::SchedulerStats>) -> Self {
+        self.registry
+            .register_collector(Box::new(MonitorStats(stats)));
         self
     }
 

@@ -12,6 +12,8 @@ mod input;
 mod listen;
 mod loadtest;
 mod monitor;
+mod monitor_client;
+mod monitor_service;
 mod otlp_listen;
 mod probe;
 mod process;
@@ -75,7 +77,8 @@ enum Command {
     Loadtest(loadtest::LoadtestArgs),
     /// Start a load spike or an incident in a running simulator, or print its plan.
     Spike(spike::SpikeArgs),
-    /// URL monitors: `monitor check URL` checks one URL and prints the result.
+    /// URL monitors: `monitor check URL` checks one URL and prints the result; `add`,
+    /// `list`, `remove` manage a running server's scheduled monitors.
     Monitor(monitor::MonitorArgs),
 }
 

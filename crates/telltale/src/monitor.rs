@@ -1,5 +1,6 @@
 //! `telltale monitor`: URL monitors. `monitor check URL` makes one check without a
-//! processor and prints its result line.
+//! processor and prints its result line; `add`, `list` and `remove` manage the scheduled
+//! monitors of a running server (`crate::monitor_client`).
 
 use anyhow::Context;
 use std::path::PathBuf;
@@ -20,6 +21,13 @@ pub enum MonitorCommand {
     /// expiry, and the error class when it failed. Exits 1 when the URL is not up (no
     /// answer, or a status outside 2xx/3xx).
     Check(CheckArgs),
+    /// Add a scheduled monitor to a running server (POST /api/v1/monitors): checked at
+    /// once, then every --every. Needs the admin token once the server has tokens.
+    Add(crate::monitor_client::AddArgs),
+    /// The server's monitors with their last result and availability (a table).
+    List(crate::monitor_client::ListArgs),
+    /// Remove a scheduled monitor by its id (DELETE /api/v1/monitors/ID).
+    Remove(crate::monitor_client::RemoveArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -40,6 +48,9 @@ pub struct CheckArgs {
 pub fn run(args: MonitorArgs) -> anyhow::Result<()> {
     match args.command {
         MonitorCommand::Check(a) => check(a),
+        MonitorCommand::Add(a) => crate::monitor_client::add(a),
+        MonitorCommand::List(a) => crate::monitor_client::list(a),
+        MonitorCommand::Remove(a) => crate::monitor_client::remove(a),
     }
 }
 

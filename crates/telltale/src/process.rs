@@ -60,6 +60,8 @@ pub struct Running {
     /// The Alertmanager delivery task: it ends once the pipeline's writer has stopped and
     /// what the sink queued is posted.
     pub alert_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The URL monitors' counters (shown in `/metrics`; the scheduler starts with the server).
+    pub monitor_stats: Arc<telltale_monitor::SchedulerStats>,
 }
 
 /// How far back the SLO engine is primed from the lake: the longest SLO window (a calendar
@@ -115,12 +117,15 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
     };
     // The outputs start first so that /metrics can show their counters from the start.
     let view = Arc::new(SloView::default());
-    let metrics = Metrics::new().with_outputs(OutputStats {
-        influx: influx.as_ref().map(InfluxSink::stats_reader),
-        alertmanager: alerts.as_ref().map(AlertDelivery::stats),
-        slo: Some(Arc::clone(&view)),
-        postgres: postgres.clone().map(|p| (p, Arc::clone(&postgres_skipped))),
-    });
+    let monitor_stats = Arc::new(telltale_monitor::SchedulerStats::default());
+    let metrics = Metrics::new()
+        .with_outputs(OutputStats {
+            influx: influx.as_ref().map(InfluxSink::stats_reader),
+            alertmanager: alerts.as_ref().map(AlertDelivery::stats),
+            slo: Some(Arc::clone(&view)),
+            postgres: postgres.clone().map(|p| (p, Arc::clone(&postgres_skipped))),
+        })
+        .with_monitors(Arc::clone(&monitor_stats));
     let pipeline = tokio::task::block_in_place(|| {
         Pipeline::start(settings, store.clone(), Arc::new(metrics), None)
     })
@@ -164,6 +169,7 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
         influx,
         postgres,
         alert_task: std::sync::Mutex::new(alert_task),
+        monitor_stats,
     })
 }
 
@@ -333,6 +339,13 @@ pub async fn serve(
         app = app.merge(extra);
         table.extend_from_slice(extra_table);
     }
+    // URL monitors: scheduled from now on, their results ingested like probe lines.
+    let monitors = crate::monitor_service::start(
+        loaded,
+        pipeline.clone(),
+        Arc::clone(&running.monitor_stats),
+    )?;
+    app = app.merge(monitors.router(tokens.clone()));
     if let Some(sso) = &sso {
         app = app.merge(sso.router());
     }
@@ -355,7 +368,7 @@ pub async fn serve(
         })
     });
     tracing::info!(
-        "listening on {scheme}://{addr}: status page /, /api/v1/slo, POST /v1/events, POST /v1/traces and /v1/logs (OTLP), /metrics, /healthz"
+        "listening on {scheme}://{addr}: status page /, /api/v1/slo, /api/v1/monitors, POST /v1/events, POST /v1/traces and /v1/logs (OTLP), /metrics, /healthz"
     );
     let drain = settings_drain;
     let (grace, timeout) = (
@@ -382,6 +395,7 @@ pub async fn serve(
     .await
     .context("HTTP server failed")?;
     otlp_servers.stop().await?;
+    monitors.stop().await?;
     let _ = stop_tx.send(true);
     if let Some(r) = reader {
         r.await.context("input reader panicked")??;

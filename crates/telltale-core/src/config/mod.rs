@@ -32,6 +32,8 @@
 //!   log to events, and its presets (the mapper is `telltale_core::access_log`).
 //! - `oidc.rs`, `[server.oidc]`: [`OidcConfig`], single sign-on (URLs, groups and
 //!   paths only; the binary reads the secret and the session key).
+//! - `monitors.rs`, `[monitors]`: [`MonitorsConfig`], scheduled URL checks and the
+//!   allowed frequencies ([`ALLOWED_MINUTES`]).
 //! - `otlp.rs`, `[otlp]`: [`OtlpConfig`], how OTLP log records map to events.
 //! - `postgres.rs`, `[postgres]`: [`PostgresConfig`], where URL monitor results are
 //!   written (`POSTGRES_URL` / `DATABASE_URL`, `POSTGRES_PASSWORD`).
@@ -63,6 +65,7 @@ mod catalog;
 mod error;
 mod formats;
 mod influx;
+mod monitors;
 mod oidc;
 mod otlp;
 mod pipeline;
@@ -77,6 +80,9 @@ pub use catalog::{
 };
 pub use formats::{AccessLogFormat, LatencyUnit, PRESETS as ACCESS_LOG_PRESETS, TimestampFormat};
 pub use influx::{InfluxApi, InfluxConfig, Secret};
+pub use monitors::{
+    ALLOWED_MINUTES, MonitorTarget, MonitorsConfig, allowed_frequencies, parse_every_minutes,
+};
 pub use otlp::{OtlpConfig, OtlpLogsConfig};
 pub use pipeline::{
     LakeConfig, LogConfig, PipelineConfig, RateLimitConfig, RollupConfig, ServerConfig,

@@ -13,6 +13,7 @@ use super::autoscale::AutoscaleConfig;
 use super::error::{ConfigError, invalid, parse_toml};
 use super::formats::AccessLogFormat;
 use super::influx::InfluxConfig;
+use super::monitors::MonitorsConfig;
 use super::oidc::OidcConfig;
 use super::otlp::OtlpConfig;
 use super::tls::ServerTlsConfig;
@@ -50,6 +51,8 @@ pub struct PipelineConfig {
     /// PostgreSQL, where URL monitor results (and the monitors) are written. Off by
     /// default.
     pub postgres: super::postgres::PostgresConfig,
+    /// Scheduled URL monitors: check settings and monitors listed in the file.
+    pub monitors: MonitorsConfig,
 }
 
 /// `[limits]`: what many distinct service names (typos, per-customer names, an attack) may
@@ -513,6 +516,7 @@ impl PipelineConfig {
             ));
         }
         self.autoscale.validate(file)?;
+        self.monitors.validate(file)?;
         self.influx.validate(file)?;
         self.alertmanager.validate(file)?;
         self.otlp.validate(file)?;

@@ -1,5 +1,6 @@
 //! Every error an HTTP client of the processor can get, and the one place where each
-//! becomes a status code ([`ApiError::status`]) and a JSON body `{"error": "..."}`.
+//! becomes a status code ([`ApiError::status`]) and a JSON body `{"error": "..."}` (with
+//! `"field"` when one field of the request is at fault).
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -46,6 +47,39 @@ pub enum ApiError {
         /// `memory` (in-flight body bytes) or `queue` (batches waiting for a worker).
         reason: &'static str,
     },
+    /// A change that needs the admin role, with a token of a lesser one.
+    #[error("this token may not change monitors: it needs an admin token")]
+    AdminRequired,
+    /// A field of the request is not valid (`field` names it).
+    #[error("`{field}`: {message}")]
+    InvalidField {
+        /// The field: `url`, `every`, …
+        field: &'static str,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// The request body is JSON but not the object the route takes.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The body is not JSON (`Content-Type` other than `application/json`).
+    #[error("send the body as JSON with Content-Type: application/json")]
+    NotJson,
+    /// The change conflicts with what exists (a duplicate; a monitor of the config file).
+    #[error("{message}")]
+    Conflict {
+        /// The field at fault.
+        field: &'static str,
+        /// What exists.
+        message: String,
+    },
+    /// What the path names does not exist.
+    #[error("{message}")]
+    NotFound {
+        /// The field (path segment) at fault.
+        field: &'static str,
+        /// What was looked for.
+        message: String,
+    },
     /// A bug or an unexpected failure.
     #[error("internal error: {0}")]
     Internal(String),
@@ -61,7 +95,12 @@ impl ApiError {
             ApiError::UnsupportedEncoding(_) | ApiError::UnsupportedMediaType(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadBody(_) | ApiError::InvalidField { .. } => StatusCode::BAD_REQUEST,
+            ApiError::AdminRequired => StatusCode::FORBIDDEN,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Unavailable | ApiError::Storage => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -76,7 +115,12 @@ impl ApiError {
     pub fn grpc_code(&self) -> tonic::Code {
         match self {
             ApiError::Unauthorized => tonic::Code::Unauthenticated,
-            ApiError::Forbidden => tonic::Code::PermissionDenied,
+            ApiError::Forbidden | ApiError::AdminRequired => tonic::Code::PermissionDenied,
+            ApiError::Conflict { .. } => tonic::Code::AlreadyExists,
+            ApiError::NotFound { .. } => tonic::Code::NotFound,
+            ApiError::InvalidField { .. } | ApiError::Unprocessable(_) | ApiError::NotJson => {
+                tonic::Code::InvalidArgument
+            }
             ApiError::BodyTooLarge { .. }
             | ApiError::UnsupportedEncoding(_)
             | ApiError::UnsupportedMediaType(_)
@@ -98,9 +142,48 @@ impl From<PipelineError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The field at fault, for the body's `"field"`.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            ApiError::InvalidField { field, .. }
+            | ApiError::Conflict { field, .. }
+            | ApiError::NotFound { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+impl From<telltale_monitor::RegistryError> for ApiError {
+    fn from(e: telltale_monitor::RegistryError) -> Self {
+        use telltale_monitor::RegistryError as R;
+        match e {
+            R::Invalid(spec) => ApiError::InvalidField {
+                field: spec.field,
+                message: spec.message,
+            },
+            e @ R::Duplicate { .. } => ApiError::Conflict {
+                field: "url",
+                message: e.to_string(),
+            },
+            e @ R::FromConfig { .. } => ApiError::Conflict {
+                field: "id",
+                message: e.to_string(),
+            },
+            e @ R::NotFound(_) => ApiError::NotFound {
+                field: "id",
+                message: e.to_string(),
+            },
+            R::Store(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct ErrorBody {
     error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'static str>,
 }
 
 impl IntoResponse for ApiError {
@@ -110,6 +193,7 @@ impl IntoResponse for ApiError {
             status,
             Json(ErrorBody {
                 error: self.to_string(),
+                field: self.field(),
             }),
         )
             .into_response();

@@ -1,9 +1,11 @@
 //! The processor's HTTP server: the sources' routes (`POST /v1/events`, OTLP/HTTP's
 //! `POST /v1/traces` and `/v1/logs`) merged with
 //! what people and scrapers read — the status page, `/api/v1/slo`, `/metrics`,
-//! `/healthz`. Errors map to status codes in one place ([`ApiError`]).
+//! `/healthz`, and the URL monitors' `/api/v1/monitors` ([`monitors`]). Errors map to
+//! status codes in one place ([`ApiError`]).
 
 pub mod error;
+pub mod monitors;
 mod status;
 
 use std::sync::Arc;
@@ -46,6 +48,7 @@ pub fn routes() -> Vec<RouteAccess> {
         RouteAccess::new("GET", "/healthz", Access::Open),
         RouteAccess::new("GET", "/metrics", Access::Read),
     ]);
+    table.extend_from_slice(monitors::ROUTES);
     table.extend_from_slice(AUTH_ROUTES);
     table
 }

@@ -1,4 +1,5 @@
-//! The status page (`GET /`: static HTML that polls the API) and `GET /api/v1/slo`.
+//! The status page (`GET /`: HTML that polls the APIs, with the URL monitors' form and
+//! table) and `GET /api/v1/slo`.
 
 use std::sync::Arc;
 
@@ -9,11 +10,23 @@ use axum::response::IntoResponse;
 
 use crate::outputs::SloView;
 
-/// The status page: static HTML that polls `/api/v1/slo`.
+/// The status page: HTML that polls `/api/v1/slo` and `/api/v1/monitors`, with the
+/// monitor form's frequencies filled in from the one list
+/// ([`telltale_core::config::ALLOWED_MINUTES`]).
 pub(super) async fn status_page() -> impl IntoResponse {
+    static PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let options: String = telltale_core::config::ALLOWED_MINUTES
+            .iter()
+            .map(|m| {
+                let selected = if *m == 5 { " selected" } else { "" };
+                format!("<option value=\"{m}m\"{selected}>every {m} min</option>")
+            })
+            .collect();
+        include_str!("../../static/status.html").replace("<!--EVERY_OPTIONS-->", &options)
+    });
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        include_str!("../../static/status.html"),
+        PAGE.as_str(),
     )
 }
 

@@ -62,6 +62,12 @@ fn walk(addr: SocketAddr, reads_closed: bool) {
         table.iter().any(|r| r.path == "/control/spike"),
         "the walk covers the control API too"
     );
+    assert!(
+        table.iter().any(|r| r.path == "/api/v1/monitors/{id}"
+            && r.method == "DELETE"
+            && r.access == Access::Needs(Role::Admin)),
+        "the walk covers the URL monitors' API, its changes admin-only"
+    );
     for auth in ["/auth/login", "/auth/callback", "/auth/logout"] {
         assert!(
             table

@@ -21,6 +21,7 @@ mod grafana_queries;
 mod loadtest;
 mod monitor;
 mod monitor_results;
+mod monitor_schedule;
 mod network_path_dashboard;
 mod nginx;
 mod otlp;

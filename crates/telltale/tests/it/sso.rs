@@ -310,6 +310,20 @@ fn spike(b: &mut Browser, telltale: &str, origin: Option<&str>) -> Answer {
     )
 }
 
+/// `POST /api/v1/monitors` as the status page's form sends it.
+fn add_monitor(b: &mut Browser, telltale: &str, origin: Option<&str>) -> Answer {
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(o) = origin {
+        headers.push(("origin", o));
+    }
+    b.send(
+        "POST",
+        &format!("{telltale}/api/v1/monitors"),
+        &headers,
+        Some(r#"{"url": "http://127.0.0.1:9/", "every": "30m"}"#.to_owned()),
+    )
+}
+
 const SESSION: &str = "telltale_session";
 
 #[test]
@@ -343,6 +357,13 @@ fn sign_in_maps_groups_to_roles_and_sign_out_ends_the_session() {
     assert_eq!(cross.status, 403, "{cross:?}");
     assert!(cross.body.contains("cross-site"), "{}", cross.body);
     assert_eq!(spike(&mut ada, &url, None).status, 403);
+    // The status page's monitor form: the admin session adds and removes, same origin only.
+    let added = add_monitor(&mut ada, &url, Some(&url));
+    assert_eq!(added.status, 201, "{added:?}");
+    let cross = add_monitor(&mut ada, &url, Some("http://evil.example"));
+    assert_eq!(cross.status, 403, "{cross:?}");
+    let id: serde_json::Value = serde_json::from_str(&added.body).unwrap();
+    let monitor = format!("{url}/api/v1/monitors/{}", id["id"].as_str().unwrap());
 
     // A reader: reads, may not change anything.
     let mut rob = Browser::new();
@@ -351,6 +372,10 @@ fn sign_in_maps_groups_to_roles_and_sign_out_ends_the_session() {
     let denied = spike(&mut rob, &url, Some(&url));
     assert_eq!(denied.status, 403, "{denied:?}");
     assert!(denied.body.contains("admin"), "{}", denied.body);
+    assert_eq!(add_monitor(&mut rob, &url, Some(&url)).status, 403);
+    let origin = [("origin", url.as_str())];
+    assert_eq!(rob.send("DELETE", &monitor, &origin, None).status, 403);
+    assert_eq!(ada.send("DELETE", &monitor, &origin, None).status, 200);
 
     // A user in no mapped group gets no session.
     let mut eve = Browser::new();
