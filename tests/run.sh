@@ -46,6 +46,11 @@ fi
 PIP_PACKAGES=("opentelemetry-sdk==1.45.*" "opentelemetry-exporter-otlp-proto-http==1.45.*" "opentelemetry-exporter-otlp-proto-grpc==1.45.*")
 python3 -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http, opentelemetry.exporter.otlp.proto.grpc" 2>/dev/null \
   || python3 -m pip install -q "${PIP_PACKAGES[@]}"
+# The Kubernetes API schemas the manifests in deploy/kubernetes/ are validated against
+# offline (tests/kubernetes/validate.py, docs/kubernetes.md); PyYAML comes with it.
+K8S_PIP_PACKAGES=("kubernetes-validate==1.33.*")
+python3 -c "import kubernetes_validate, yaml; assert kubernetes_validate.__version__.startswith('1.33.')" 2>/dev/null \
+  || python3 -m pip install -q "${K8S_PIP_PACKAGES[@]}"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -55,5 +60,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== Kubernetes manifests: rendered, schema-validated (1.33), policy-checked"
+python3 tests/kubernetes/validate.py
 echo "== the lake read by pyarrow and DuckDB"
 ./tests/interop.sh

@@ -22,6 +22,14 @@ pub enum StoreError {
         /// The OS error.
         source: io::Error,
     },
+    /// A store other than the file (PostgreSQL) failed.
+    #[error("{store}: {message}")]
+    Backend {
+        /// Which store, e.g. `PostgreSQL (urltargets)`.
+        store: &'static str,
+        /// What failed.
+        message: String,
+    },
     /// It is not a list of monitors.
     #[error("{} is not a valid monitor list ({message}); fix or move it away", path.display())]
     Invalid {

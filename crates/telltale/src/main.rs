@@ -14,6 +14,7 @@ mod loadtest;
 mod monitor;
 mod monitor_client;
 mod monitor_service;
+mod monitor_store_pg;
 mod otlp_listen;
 mod probe;
 mod process;

@@ -63,11 +63,21 @@ pub fn start(
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<CheckResult>(1024);
     let scheduler = Scheduler::new(Arc::new(checker), settings, tx, stats);
-    let store = FileStore::new(loaded.data_dir.join("monitors").join("monitors.json"));
-    let registry = tokio::task::block_in_place(|| {
-        Registry::start(Arc::new(store), listed, scheduler, cfg.keep_results)
-    })
-    .context("loading the URL monitors")?;
+    let file_store = FileStore::new(loaded.data_dir.join("monitors").join("monitors.json"));
+    let store: Arc<dyn telltale_monitor::MonitorStore> =
+        match telltale_postgres::ConnectSettings::from_config(&loaded.postgres)
+            .context("setting up PostgreSQL for the URL monitors")?
+        {
+            Some(connect) => Arc::new(crate::monitor_store_pg::PgMonitorStore::new(
+                tokio::runtime::Handle::current(),
+                connect,
+                Some(file_store),
+            )),
+            None => Arc::new(file_store),
+        };
+    let registry =
+        tokio::task::block_in_place(|| Registry::start(store, listed, scheduler, cfg.keep_results))
+            .context("loading the URL monitors")?;
     let registry = Arc::new(registry);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let ingest = tokio::spawn(ingest(Arc::clone(&registry), pipeline, rx, stop_rx));

@@ -105,3 +105,80 @@ fn monitor_results_reach_postgresql_exactly_once_across_a_killed_server() {
     assert!(log.contains("PostgreSQL connected"), "{log}");
     assert!(!log.contains(PASSWORD), "the password is in the log");
 }
+
+/// `POST`/`DELETE /api/v1/monitors` with `body`; the status and the JSON answer.
+fn api(
+    server: &Server,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let req = crate::support::client::Req {
+        body: body.map(|b| b.to_string()),
+        content_type: Some("application/json"),
+        ..Default::default()
+    };
+    let a = crate::support::client::send(method, &format!("{}{path}", server.url()), req).unwrap();
+    (
+        a.status,
+        serde_json::from_str(&a.body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// With `[postgres]` on, the monitor list lives in `urltargets`: a monitor added through
+/// the API is a row, survives a restart of the processor that has no monitors file, is
+/// checked at once with its result in `monitor_results`, and a removal keeps the row
+/// (with `removed_at`) and its results.
+#[test]
+fn with_postgres_the_monitors_live_in_urltargets_across_restarts() {
+    let pg = TestPostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let config = dir.path().join("telltale.toml");
+        std::fs::write(&config, "[monitors]\njitter = 0.0\n").unwrap();
+        Server::start(
+            process_command(&dir.path().join("lake"))
+                .arg("--config")
+                .arg(&config)
+                .env("POSTGRES_URL", pg.url("disable"))
+                .env("POSTGRES_PASSWORD", PASSWORD)
+                .stderr(Stdio::inherit()),
+        )
+    };
+    let server = start();
+    // Nothing listens there: the check is a result with error connect_refused.
+    let url = format!("http://{}/health", crate::support::closed_port());
+    let (status, added) = api(
+        &server,
+        "POST",
+        "/api/v1/monitors",
+        Some(json!({"url": url, "every": "2m"})),
+    );
+    assert_eq!(status, 201, "{added}");
+    let id = added["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        pg.psql(&format!("SELECT urltarget, monitor_frequency, removed_at IS NULL FROM urltargets WHERE monitor_id = '{id}'")),
+        format!("{url}|2|t")
+    );
+    wait_for_metric(&server, "telltale_postgres_results_inserted_total", 1.0);
+    server.sigterm_and_expect_success();
+
+    // The file store is not what kept it: remove the file, restart.
+    let _ = std::fs::remove_file(dir.path().join("lake/monitors/monitors.json"));
+    let server = start();
+    let listed = api(&server, "GET", "/api/v1/monitors", None).1;
+    assert_eq!(listed["monitors"][0]["id"], id.as_str(), "{listed}");
+    let (status, _) = api(&server, "DELETE", &format!("/api/v1/monitors/{id}"), None);
+    assert_eq!(status, 200);
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT removed_at IS NOT NULL FROM urltargets WHERE monitor_id = '{id}'"
+        )),
+        "t"
+    );
+    assert_eq!(
+        pg.psql("SELECT error FROM view_2m LIMIT 1"),
+        "connect_refused"
+    );
+    server.sigterm_and_expect_success();
+}
