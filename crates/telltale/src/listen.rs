@@ -64,10 +64,6 @@ pub async fn bind(
 /// [`bind`] for a second listener: with `print_as` the bound address is printed after
 /// that label and a space (`otlp-http 127.0.0.1:4318`), after the main listener's line;
 /// `grpc` speaks HTTP/2 over ALPN when TLS is on.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "bind's arguments plus the two that differ; a struct would be used once"
-)]
 pub async fn bind_extra(
     listen: &str,
     flag: &str,
