@@ -19,11 +19,14 @@
 //! - [`deadletter`]: the NDJSON format of rejected lines.
 //! - [`compact`]: crash-safe merging of small files.
 //! - [`history`]: rollup counts per minute read back to prime the SLO engine.
+//! - [`checks`]: the `monitors` table's recent results read back, for the PostgreSQL
+//!   sink to catch up after a crash.
 //!
 //! Everything here is synchronous (the processor runs the writer on one blocking thread).
 //! SQL lives in `telltale-query`, which only the binary links, so DataFusion stays off the
 //! ingest path and out of the processor's tests.
 
+pub mod checks;
 pub mod chunk;
 pub mod compact;
 pub mod deadletter;

@@ -68,6 +68,10 @@ pub struct Running {
 /// month is at most 31 days).
 const SLO_HISTORY: Duration = Duration::from_secs(31 * 86_400);
 
+/// How far back the PostgreSQL sink catches up from the lake at start (results a crash of
+/// telltale acknowledged but did not write there).
+const PG_CATCH_UP: Duration = Duration::from_secs(86_400);
+
 /// Starts a pipeline over the lake in `loaded.data_dir`, with the SLO engine primed from
 /// the lake's rollups and the InfluxDB and Alertmanager outputs when configured. Must run
 /// inside a multi-threaded tokio runtime (the sinks spawn tasks). `logged`: ingest goes
@@ -143,6 +147,26 @@ pub async fn start_pipeline(loaded: &Loaded, logged: bool) -> anyhow::Result<Run
             minutes = history.len(),
             "SLO engine primed with rollup history from the lake"
         );
+    }
+    if let Some(pg) = &postgres {
+        // What a crash cut off: results the log replayed into the lake that PostgreSQL may
+        // not have. The unique key makes the ones it has a no-op.
+        let since = chrono::Utc::now().timestamp_micros() - PG_CATCH_UP.as_micros() as i64;
+        let checks = tokio::task::block_in_place(|| {
+            telltale_lake::checks::checks_since(store.as_ref(), since)
+        })
+        .context("reading the lake's recent monitor results for PostgreSQL")?;
+        let rows: Vec<_> = checks
+            .iter()
+            .filter_map(telltale_processor::sinks::postgres::row)
+            .collect();
+        if !rows.is_empty() {
+            tracing::info!(
+                results = rows.len(),
+                "PostgreSQL: the last day's monitor results from the lake are written again (stored ones are skipped)"
+            );
+            pg.send(rows);
+        }
     }
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if let Some(influx) = &influx {

@@ -182,3 +182,41 @@ fn with_postgres_the_monitors_live_in_urltargets_across_restarts() {
     );
     server.sigterm_and_expect_success();
 }
+
+/// Results the lake holds but PostgreSQL does not — what a `kill -9` of telltale between
+/// the acknowledgement and the insert leaves, or results from before `[postgres]` was
+/// turned on — are written at the next start (the last day's), and a second start adds
+/// nothing.
+#[test]
+fn results_in_the_lake_but_not_in_postgresql_are_written_at_the_next_start() {
+    let pg = TestPostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let base = chrono::Utc::now().timestamp_millis() - 3 * 3_600_000;
+    let without = Server::start(process_command(&lake).stderr(Stdio::inherit()));
+    post(&without, &results(base, 0, 25));
+    // kill -9: acknowledged means in the write-ahead log, replayed into the lake below.
+    without.kill_and_wait();
+    let with = || {
+        Server::start(
+            process_command(&lake)
+                .env("POSTGRES_URL", pg.url("disable"))
+                .env("POSTGRES_PASSWORD", PASSWORD)
+                .stderr(Stdio::inherit()),
+        )
+    };
+    let server = with();
+    wait_for_metric(&server, "telltale_postgres_results_inserted_total", 25.0);
+    server.sigterm_and_expect_success();
+    let server = with();
+    wait_for_metric(&server, "telltale_postgres_results_duplicate_total", 25.0);
+    assert_eq!(
+        metric(server.addr, "telltale_postgres_results_inserted_total"),
+        0.0
+    );
+    server.sigterm_and_expect_success();
+    assert_eq!(
+        pg.psql("SELECT count(*), count(DISTINCT start_time) FROM monitor_results"),
+        "25|25"
+    );
+}
