@@ -5,45 +5,29 @@
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
-use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use telltale_core::HttpCheckEvent;
 use telltale_core::event::ADHOC_MONITOR_ID;
 
 use crate::error::{LakeError, Result};
-use crate::layout::{PARQUET_EXT, PartitionKey, Table};
-use crate::store::LakeStore;
+use crate::layout::Table;
+use crate::parquet_io::decode;
+use crate::store::{LakeStore, partition_files_since};
 
 /// Every scheduled check result (not the `adhoc` partition) that started at or after
 /// `since_us`, in file order.
 pub fn checks_since(store: &dyn LakeStore, since_us: i64) -> Result<Vec<HttpCheckEvent>> {
     let since_date = telltale_core::event::utc_date(since_us);
     let mut out = Vec::new();
-    for file in store.list(Table::Monitors.dir())? {
-        if !file.rel_path.ends_with(PARQUET_EXT) {
+    for (file, key) in partition_files_since(store, Table::Monitors, &since_date)? {
+        if key.key == ADHOC_MONITOR_ID {
             continue;
         }
-        let Some(key) = PartitionKey::from_rel_path(&file.rel_path) else {
-            continue;
-        };
-        if key.date < since_date || key.key == ADHOC_MONITOR_ID {
-            continue;
-        }
-        let err = |e| LakeError::parquet(format!("reading {}", file.rel_path), e);
-        let bytes = Bytes::from(store.read(&file.rel_path)?);
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .map_err(err)?
-            .build()
-            .map_err(err)?;
-        for batch in reader {
-            let batch =
-                batch.map_err(|e| LakeError::arrow(format!("reading {}", file.rel_path), e))?;
-            rows(&batch, &key.key, since_us, &mut out).ok_or_else(|| {
-                LakeError::SchemaMismatch {
-                    file: file.rel_path.clone(),
-                    table: "monitors",
-                    detail: "a column is missing or of another type".into(),
-                }
+        let decoded = decode(store.read(&file.rel_path)?, true, &file.rel_path)?;
+        for batch in &decoded.batches {
+            rows(batch, &key.key, since_us, &mut out).ok_or_else(|| LakeError::SchemaMismatch {
+                file: file.rel_path.clone(),
+                table: "monitors",
+                detail: "a column is missing or of another type".into(),
             })?;
         }
     }

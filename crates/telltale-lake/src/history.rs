@@ -18,8 +18,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use telltale_core::RollupRow;
 
 use crate::error::{LakeError, Result};
-use crate::layout::{PARQUET_EXT, PartitionKey, Table};
-use crate::store::LakeStore;
+use crate::layout::Table;
+use crate::store::{LakeStore, partition_files_since};
 
 const MINUTE_US: i64 = 60_000_000;
 
@@ -32,17 +32,7 @@ pub fn rollup_minutes_since(store: &dyn LakeStore, since_us: i64) -> Result<Vec<
     let since_date = telltale_core::event::utc_date(since_us);
     // (minute, service) → (team, count, errors, slow)
     let mut minutes: BTreeMap<(i64, String), (String, u64, u64, u64)> = BTreeMap::new();
-    for file in store.list(Table::Rollups.dir())? {
-        if !file.rel_path.ends_with(PARQUET_EXT) {
-            continue;
-        }
-        let Some(key) = PartitionKey::from_rel_path(&file.rel_path) else {
-            continue;
-        };
-        // ISO dates order as strings.
-        if key.date < since_date {
-            continue;
-        }
+    for (file, key) in partition_files_since(store, Table::Rollups, &since_date)? {
         for batch in read_counts(store, &file.rel_path)? {
             let int = |name| batch.column_by_name(name)?.as_primitive_opt::<Int64Type>();
             let start = batch

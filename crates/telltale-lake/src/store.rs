@@ -11,7 +11,7 @@ use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{LakeError, Result};
-use crate::layout::TEMP_PREFIX;
+use crate::layout::{PARQUET_EXT, PartitionKey, TEMP_PREFIX, Table};
 
 /// A file in the store.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -41,6 +41,23 @@ pub trait LakeStore: Send + Sync + Debug {
 
     /// Where the lake is, for logs and error messages (a directory or a URL).
     fn root(&self) -> String;
+}
+
+/// The Parquet files of `table` in partitions dated `since_date` (`YYYY-MM-DD`) or later,
+/// with their partition keys, in path order. Files outside a partition are left out.
+pub(crate) fn partition_files_since(
+    store: &dyn LakeStore,
+    table: Table,
+    since_date: &str,
+) -> Result<Vec<(StoredFile, PartitionKey)>> {
+    Ok(store
+        .list(table.dir())?
+        .into_iter()
+        .filter(|f| f.rel_path.ends_with(PARQUET_EXT))
+        .filter_map(|f| PartitionKey::from_rel_path(&f.rel_path).map(|k| (f, k)))
+        // ISO dates order as strings.
+        .filter(|(_, k)| k.date.as_str() >= since_date)
+        .collect())
 }
 
 /// The lake in a local directory.
